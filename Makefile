@@ -1,0 +1,41 @@
+# Two commands: `make run` (set up, run the whole pipeline on the default world) and
+# `make test` (set up, run every test). Set-up makes .venv from the pinned requirements.lock.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+# The CPU build of torch lies on this disk; elsewhere uv finds the pinned build on its indexes.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup run test lint lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q $(FIND_LINKS) -r requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: setup
+	$(BIN)/prefpipe run
+
+test: setup
+	$(BIN)/python -m pytest -q -rs
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/generation.py
+
+# Re-pin after editing requirements.in (uv resolves the whole stack in seconds).
+lock: setup
+	$(BIN)/uv pip compile requirements.in $(FIND_LINKS) --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .prefect store models reports data/*.parquet

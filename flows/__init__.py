@@ -1,0 +1,1 @@
+"""Prefect flows and the `prefpipe` command; the only layer that imports Prefect."""

@@ -1,0 +1,120 @@
+"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import fields, is_dataclass
+
+from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
+
+
+def cmd_run(args) -> int:
+    from flows.pipeline import pipeline
+
+    metrics = pipeline(only=args.stage or None, force=args.force)
+    evaluation = metrics.get("evaluate", {})
+    reward = metrics.get("reward", {})
+    print("\n=== prefpipe summary ===")
+    if "win_rate" in evaluation:
+        print(f"gold win rate vs SFT : {evaluation['win_rate']:.3f} "
+              f"[{evaluation['win_rate_low']:.3f}, {evaluation['win_rate_high']:.3f}] (95% CI)")
+    if "kl_nats" in evaluation:
+        print(f"KL from reference    : {evaluation['kl_nats']:.3f} nats/sequence")
+    if "policy_well_formed" in evaluation:
+        print(f"well-formed share    : policy {evaluation['policy_well_formed']:.3f}, "
+              f"SFT {evaluation['reference_well_formed']:.3f}")
+    if "val_gold_accuracy" in reward:
+        print(f"reward model accuracy: {reward['val_gold_accuracy']:.3f} vs gold on held-out pairs")
+    print(f"report               : {ROOT / 'reports' / 'evaluation.md'}")
+    return 0
+
+
+def cmd_stage(args) -> int:
+    command = ["dvc", "repro", "--single-item", args.name] + (["--force"] if args.force else [])
+    return subprocess.call(command, cwd=ROOT)
+
+
+def cmd_ui(args) -> int:
+    api_url = f"http://127.0.0.1:{args.port}/api"
+    env = {**os.environ, "PREFECT_UI_API_URL": api_url, "PREFECT_API_URL": api_url,
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(args.port)}
+    UI_STATE.parent.mkdir(parents=True, exist_ok=True)
+    UI_STATE.write_text(json.dumps({"api_url": api_url}))
+    print(f"Prefect UI on http://127.0.0.1:{args.port}; `prefpipe run` in another shell reports "
+          "to it. Ctrl-C stops it.", flush=True)
+    try:
+        return subprocess.call(["prefect", "server", "start", "--host", "127.0.0.1",
+                                "--port", str(args.port)], env=env)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if not server_healthy(api_url):
+            UI_STATE.unlink(missing_ok=True)
+
+
+def cmd_serve(args) -> int:
+    from flows.pipeline import pipeline
+
+    pipeline.serve(name=args.name, cron=args.cron)
+    return 0
+
+
+def cmd_params(args) -> int:
+    from prefpipe.config import ParamsError, load_params
+
+    try:
+        params = load_params(ROOT / args.file)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for key, value, help_text in _walk(params, ""):
+        print(f"{key:42} {value!r:28} {help_text}")
+    return 0
+
+
+def _walk(obj, prefix):
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            yield from _walk(value, key + ".")
+        else:
+            yield key, value, f.metadata.get("help", "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefpipe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the whole DAG as a Prefect flow")
+    run.add_argument("--stage", action="append", help="only this stage (repeatable)")
+    run.add_argument("--force", action="store_true", help="rerun stages even if up to date")
+    run.set_defaults(func=cmd_run)
+    stage = sub.add_parser("stage", help="run one stage through dvc (no Prefect)")
+    stage.add_argument("name")
+    stage.add_argument("--force", action="store_true")
+    stage.set_defaults(func=cmd_stage)
+    ui = sub.add_parser("ui", help="start the Prefect server and UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=4200)
+    ui.set_defaults(func=cmd_ui)
+    serve = sub.add_parser("serve", help="serve a cron-scheduled deployment of the flow")
+    serve.add_argument("--cron", required=True, help="cron expression, e.g. '0 3 * * *'")
+    serve.add_argument("--name", default="prefpipe-scheduled")
+    serve.set_defaults(func=cmd_serve)
+    params = sub.add_parser("params", help="validate params.yaml and print every knob")
+    params.add_argument("--file", default="params.yaml")
+    params.set_defaults(func=cmd_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.chdir(ROOT)
+    prepare_environment()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

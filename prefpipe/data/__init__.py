@@ -1,0 +1,1 @@
+"""Reading users' own prompt files."""

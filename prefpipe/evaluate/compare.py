@@ -1,0 +1,65 @@
+"""Compare the trained policy with its reference on held-out prompts."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from prefpipe.evaluate.stats import mean_interval, win_rate
+from prefpipe.models.formatting import collate, encode_prompt, encode_response
+from prefpipe.models.logprobs import sequence_logprobs
+from prefpipe.world.gold import judge, prefer
+from prefpipe.world.prompts import WorldPrompt
+
+
+@torch.no_grad()
+def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str],
+                      finished: list[bool], max_length: int, batch_size: int = 64) -> list[float]:
+    """Summed log-prob of each response under `model`."""
+    model.eval()
+    out: list[float] = []
+    for start in range(0, len(prompts), batch_size):
+        sl = slice(start, start + batch_size)
+        batch = collate(tokenizer, [encode_prompt(tokenizer, p) for p in prompts[sl]],
+                        [encode_response(tokenizer, r, f) for r, f in zip(responses[sl], finished[sl])],
+                        max_length)
+        out.extend(sequence_logprobs(model, batch).tolist())
+    return out
+
+
+def sequence_kl(policy_logps: list[float], reference_logps: list[float]) -> dict[str, float]:
+    """KL(π || π_ref) in nats per sequence, estimated on policy samples: E_y~π[log π(y) - log π_ref(y)].
+
+    This is the k1 (unbiased) estimator; its interval comes from the per-sample spread."""
+    mean, low, high = mean_interval([p - r for p, r in zip(policy_logps, reference_logps)])
+    return {"kl_nats": mean, "kl_nats_low": low, "kl_nats_high": high}
+
+
+def gold_report(prompts: list[WorldPrompt], policy: list[tuple[str, bool]],
+                reference: list[tuple[str, bool]]) -> tuple[dict, list[dict]]:
+    """Gold win rate of policy vs reference, and per-family quality of each side."""
+    outcomes = [prefer(p, a, b) for p, a, b in zip(prompts, policy, reference)]
+    report = win_rate(outcomes)
+    by_family: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for prompt, outcome, pol, ref in zip(prompts, outcomes, policy, reference):
+        family = by_family[prompt.family]
+        family["win"].append(outcome)
+        for side, (text, finished) in (("policy", pol), ("reference", ref)):
+            verdict = judge(prompt, text, finished)
+            family[f"{side}_well_formed"].append(float(verdict.well_formed))
+            family[f"{side}_correct"].append(float(verdict.correct))
+            family[f"{side}_flaws"].append(float(verdict.flaws))
+    rows = []
+    for name in sorted(by_family):
+        values = by_family[name]
+        rows.append({"family": name, "prompts": len(values["win"]),
+                     **{k: sum(v) / len(v) for k, v in values.items()}})
+    for side in ("policy", "reference"):
+        for key in ("well_formed", "correct", "flaws"):
+            every = [v for fam in by_family.values() for v in fam[f"{side}_{key}"]]
+            report[f"{side}_{key}"] = sum(every) / len(every)
+        for family in ("arithmetic", "code"):
+            if family in by_family:
+                values = by_family[family][f"{side}_correct"]
+                report[f"{side}_accuracy_{family}"] = sum(values) / len(values)
+    return report, rows

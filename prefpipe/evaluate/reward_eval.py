@@ -1,0 +1,52 @@
+"""How well a reward model ranks held-out pairs: against the labels and against gold."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+from prefpipe.world.gold import prefer
+from prefpipe.world.prompts import WorldPrompt
+
+
+def split_by_prompt(preferences: list[dict], val_fraction: float, seed: int) -> tuple[list, list]:
+    """(train, val) with every pair of a prompt on the same side, so val prompts are unseen."""
+    train, val = [], []
+    for row in preferences:
+        digest = hashlib.sha256(f"{seed}:{row['prompt_id']}".encode()).hexdigest()[:8]
+        (val if int(digest, 16) / 0xFFFFFFFF < val_fraction else train).append(row)
+    return train, val
+
+
+def ranking_report(val: list[dict], chosen_scores: list[float], rejected_scores: list[float],
+                   prompts: dict[str, WorldPrompt | None]) -> dict:
+    """Accuracy vs labels, vs gold (overall and per category), and reward-length correlation."""
+    label_hits = [c > r for c, r in zip(chosen_scores, rejected_scores)]
+    report = {"val_pairs": len(val), "val_label_accuracy": sum(label_hits) / max(len(val), 1)}
+    gold_hits: dict[str, list[bool]] = {}
+    for row, c, r in zip(val, chosen_scores, rejected_scores):
+        prompt = prompts.get(row["prompt_id"])
+        if prompt is None:
+            continue
+        gold = prefer(prompt, (row["chosen"], row["chosen_finished"]),
+                      (row["rejected"], row["rejected_finished"]))
+        if gold != 0.5:
+            gold_hits.setdefault(row["category"], []).append((c > r) == (gold == 1.0))
+    every = [h for hits in gold_hits.values() for h in hits]
+    if every:
+        report["val_gold_accuracy"] = sum(every) / len(every)
+        for category, hits in sorted(gold_hits.items()):
+            report[f"val_gold_accuracy_{category}"] = sum(hits) / len(hits)
+    lengths = [len(row["chosen"]) for row in val] + [len(row["rejected"]) for row in val]
+    report["reward_length_correlation"] = pearson(chosen_scores + rejected_scores, lengths)
+    return report
+
+
+def pearson(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return float("nan")
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")

@@ -1,0 +1,1 @@
+"""Labelers (simulated annotators, verifiers) and per-category routing."""

@@ -1,0 +1,1 @@
+"""Model loading, prompt formatting, generation and log-probs."""

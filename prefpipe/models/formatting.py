@@ -1,0 +1,56 @@
+"""Turn prompts and responses into token ids, the same way for every stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PLAIN_TEMPLATE = "User: {prompt}\nAssistant:"
+
+
+def prompt_text(tokenizer, prompt: str) -> str:
+    """The model-facing prompt: the tokenizer's chat template if it has one, else a plain one."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                             tokenize=False, add_generation_prompt=True)
+    return PLAIN_TEMPLATE.format(prompt=prompt)
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    return tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+
+
+def encode_response(tokenizer, response: str, finished: bool = True) -> list[int]:
+    """Response ids with a leading space; a finished response ends in EOS."""
+    ids = tokenizer(" " + response.strip(), add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if finished else ids
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded prompt+response ids; `response_mask` marks the tokens that are scored."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    response_mask: torch.Tensor  # (B, T) 1 on response tokens (the labels), 0 on prompt and pad
+
+
+def collate(tokenizer, prompt_ids: list[list[int]], response_ids: list[list[int]],
+            max_length: int) -> TokenBatch:
+    """Concatenate prompt and response per row, truncating the prompt's left side to fit."""
+    rows, masks = [], []
+    for p_ids, r_ids in zip(prompt_ids, response_ids):
+        r_ids = r_ids[: max_length - 1]
+        p_ids = p_ids[-(max_length - len(r_ids)):]
+        rows.append(p_ids + r_ids)
+        masks.append([0] * len(p_ids) + [1] * len(r_ids))
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    response = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, mask) in enumerate(zip(rows, masks)):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+        response[i, : len(row)] = torch.tensor(mask)
+    return TokenBatch(input_ids, attention, response)

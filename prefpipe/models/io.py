@@ -1,0 +1,57 @@
+"""Build, load and save policy and reward models as Hugging Face folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          GPT2Config, GPT2LMHeadModel)
+
+EXTERNAL_POINTER = "external_model.json"
+
+
+def build_embedded_lm(model_params, tokenizer, seed: int) -> GPT2LMHeadModel:
+    """A tiny random-init GPT-2 sized by params.model, for the default world."""
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=model_params.n_positions,
+                        n_embd=model_params.n_embd, n_layer=model_params.n_layer,
+                        n_head=model_params.n_head, bos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return GPT2LMHeadModel(config)
+
+
+def resolve_model_dir(path: str | Path) -> str:
+    """A folder written by the sft stage may point at an external model; follow the pointer."""
+    pointer = Path(path) / EXTERNAL_POINTER
+    if pointer.exists():
+        return json.loads(pointer.read_text())["model"]
+    return str(path)
+
+
+def load_tokenizer(path: str | Path):
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(path: str | Path):
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_dir(path), dtype=torch.float32)
+    return model
+
+
+def load_reward_model(path: str | Path, init_from_lm: bool = False):
+    """A scalar-head model; `init_from_lm` puts a fresh head on a causal LM backbone."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_dir(path), num_labels=1, dtype=torch.float32)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    return model
+
+
+def save_model(model, tokenizer, out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

@@ -1,0 +1,28 @@
+"""Per-token and per-sequence log-probabilities of responses under a causal LM."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from prefpipe.models.formatting import TokenBatch
+
+
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """log p(x_t | x_<t) for t >= 1. logits (B, T, V), ids (B, T) -> (B, T-1)."""
+    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+
+
+def sequence_logprobs(model, batch: TokenBatch) -> torch.Tensor:
+    """Sum of response-token log-probs per row, prompt and padding masked out. -> (B,)"""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    per_token = token_logprobs(logits, batch.input_ids)  # (B, T-1)
+    mask = batch.response_mask[:, 1:].to(per_token.dtype)  # token t is scored where it's a response token
+    return (per_token * mask).sum(-1)
+
+
+@torch.no_grad()
+def sequence_logprobs_batched(model, batches) -> torch.Tensor:
+    """sequence_logprobs over an iterable of TokenBatch, concatenated, in eval mode."""
+    model.eval()
+    return torch.cat([sequence_logprobs(model, batch) for batch in batches])

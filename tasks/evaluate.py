@@ -1,0 +1,84 @@
+"""Stage evaluate: the policy against its SFT reference on held-out prompts.
+
+Gold win rate with a 95% interval, sequence KL in nats, reward-model scores, length, diversity,
+well-formed share and per-family accuracy. Run: python -m tasks.evaluate"""
+from __future__ import annotations
+
+import logging
+import random
+
+import pyarrow as pa
+
+from prefpipe.evaluate.compare import gold_report, response_logprobs, sequence_kl
+from prefpipe.evaluate.report import markdown_report
+from prefpipe.evaluate.stats import win_rate
+from prefpipe.models.generation import sample_responses
+from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer
+from prefpipe.store import read_parquet, rows, write_parquet
+from prefpipe.train.reward import score_responses
+from prefpipe.world.catalog import to_world_prompt
+from prefpipe.world.corpus import sample_by_family
+from prefpipe.world.prompts import WorldPrompt
+from tasks import paths
+from tasks._stage import run_stage, write_csv, write_json
+
+log = logging.getLogger("prefpipe")
+REPORT_EXAMPLES = 12
+
+
+def evaluate(params, store) -> dict:
+    heldout = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "heldout"]
+    items = [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
+             for r in heldout]
+    has_gold = all(r["meta"] for r in heldout)
+    prompts = sample_by_family(items, params.evaluate.prompts, random.Random(params.seed + 1))
+    texts = [p.prompt for p in prompts]
+    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    tokenizer.padding_side = "left"
+    max_length = params.model.n_positions
+    sides = {}
+    for side, path in (("policy", paths.POLICY_MODEL), ("reference", paths.SFT_MODEL)):
+        model = load_causal_lm(path)
+        log.info("sampling %s responses to %d held-out prompts", side, len(texts))
+        samples = sample_responses(model, tokenizer, texts, 1, params.evaluate.sampling,
+                                   params.seed + 1)
+        sides[side] = {"model": model, "samples": samples}
+    pol, ref = sides["policy"]["samples"], sides["reference"]["samples"]
+    pol_resp, pol_fin = [s.response for s in pol], [s.finished for s in pol]
+    pol_logps = response_logprobs(sides["policy"]["model"], tokenizer, texts, pol_resp, pol_fin,
+                                  max_length)
+    ref_logps = response_logprobs(sides["reference"]["model"], tokenizer, texts, pol_resp, pol_fin,
+                                  max_length)
+    reward_model = load_reward_model(paths.REWARD_MODEL)
+    rm = {side: score_responses(reward_model, tokenizer, texts, [s.response for s in ss],
+                                [s.finished for s in ss], max_length)
+          for side, ss in (("policy", pol), ("reference", ref))}
+    metrics = {"prompts": len(prompts), **sequence_kl(pol_logps, ref_logps),
+               "rm_win_rate": win_rate([1.0 if a > b else 0.0 if a < b else 0.5
+                                        for a, b in zip(rm["policy"], rm["reference"])])["win_rate"]}
+    for side, ss in (("policy", pol), ("reference", ref)):
+        metrics[f"{side}_rm_score"] = sum(rm[side]) / len(rm[side])
+        metrics[f"{side}_mean_tokens"] = sum(s.num_tokens for s in ss) / len(ss)
+        metrics[f"{side}_distinct_share"] = len({(p, s.response) for p, s in zip(texts, ss)}) / len(ss)
+    family_rows: list[dict] = []
+    if has_gold:
+        gold, family_rows = gold_report(prompts, [(s.response, s.finished) for s in pol],
+                                        [(s.response, s.finished) for s in ref])
+        metrics.update(gold)
+    samples_table = [{"prompt_id": p.prompt_id, "category": p.family, "prompt": p.prompt,
+                      "policy_response": a.response, "policy_finished": a.finished,
+                      "reference_response": b.response, "reference_finished": b.finished,
+                      "policy_rm": ra, "reference_rm": rb, "log_ratio": lp - lr}
+                     for p, a, b, ra, rb, lp, lr in zip(prompts, pol, ref, rm["policy"],
+                                                        rm["reference"], pol_logps, ref_logps)]
+    write_parquet(pa.Table.from_pylist(samples_table), paths.EVAL_SAMPLES)
+    write_json(paths.METRICS / "evaluate.json", metrics)
+    write_csv(paths.PLOTS / "eval_by_family.csv", family_rows)
+    paths.REPORT.parent.mkdir(parents=True, exist_ok=True)
+    paths.REPORT.write_text(markdown_report(metrics, family_rows, samples_table[:REPORT_EXAMPLES]))
+    log.info("report -> %s", paths.REPORT)
+    return metrics
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", evaluate)

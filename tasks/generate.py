@@ -1,0 +1,93 @@
+"""Stage generate: sample candidates per training prompt from the SFT policy and form pairs.
+
+Run: python -m tasks.generate"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import random
+from dataclasses import asdict
+
+import pyarrow as pa
+
+from prefpipe.models.generation import sample_responses
+from prefpipe.models.io import load_causal_lm, load_tokenizer
+from prefpipe.progress import Progress
+from prefpipe.store import read_parquet, rows, write_parquet
+from prefpipe.world.corpus import sample_by_family
+from prefpipe.world.prompts import WorldPrompt
+from tasks import paths
+from tasks._stage import folder_hash, run_stage, write_json
+
+log = logging.getLogger("prefpipe")
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def generate(params, store) -> dict:
+    gen = params.generate
+    prompt_rows = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
+    as_items = [WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {}) for r in prompt_rows]
+    rng = random.Random(params.seed)
+    # Families are drawn equally often; small families repeat prompts, each draw sampled afresh.
+    chosen = sample_by_family(as_items, gen.prompts, rng)
+    model_version = folder_hash(paths.SFT_MODEL)
+    generation_key = _key(model_version, json.dumps(asdict(gen), sort_keys=True), params.seed)
+    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    tokenizer.padding_side = "left"
+    model = load_causal_lm(paths.SFT_MODEL)
+    log.info("sampling %d candidates for each of %d prompts (model %s)",
+             gen.candidates_per_prompt, len(chosen), model_version)
+    with Progress(len(chosen), "generate", "prompt") as progress:
+        samples = sample_responses(model, tokenizer, [p.prompt for p in chosen],
+                                   gen.candidates_per_prompt, gen.sampling, params.seed,
+                                   progress=progress.update)
+    candidates = []
+    for s in samples:
+        prompt = chosen[s.prompt_index]
+        candidates.append({"candidate_id": _key(generation_key, s.prompt_index, s.sample_index),
+                           "prompt_id": prompt.prompt_id, "model_version": model_version,
+                           "generation_key": generation_key, "sample_index": s.sample_index,
+                           "response": s.response, "finished": s.finished,
+                           "num_tokens": s.num_tokens})
+    pairs = form_pairs(candidates, gen.candidates_per_prompt, gen.pairs_per_prompt, params.seed)
+    store.upsert("candidates", pa.Table.from_pylist(candidates), "candidate_id")
+    store.upsert("pairs", pa.Table.from_pylist(
+        [{k: p[k] for k in ("pair_id", "prompt_id", "candidate_a", "candidate_b", "generation_key")}
+         for p in pairs]), "pair_id")
+    by_prompt = {p.prompt_id: p for p in chosen}
+    snapshot = [{**p, "category": by_prompt[p["prompt_id"]].family,
+                 "prompt": by_prompt[p["prompt_id"]].prompt} for p in pairs]
+    write_parquet(pa.Table.from_pylist(snapshot), paths.PAIRS)
+    finished = sum(c["finished"] for c in candidates) / len(candidates)
+    distinct = len({(c["prompt_id"], c["response"]) for c in candidates}) / len(candidates)
+    log.info("%d candidates, %d pairs -> %s and the store", len(candidates), len(pairs), paths.PAIRS)
+    metrics = {"candidates": len(candidates), "pairs": len(pairs), "finished_share": finished,
+               "distinct_share": distinct,
+               "mean_tokens": sum(c["num_tokens"] for c in candidates) / len(candidates)}
+    write_json(paths.METRICS / "generate.json", metrics)
+    return metrics
+
+
+def form_pairs(candidates: list[dict], per_prompt: int, pairs_per_prompt: int, seed: int) -> list[dict]:
+    """Up to `pairs_per_prompt` pairs of distinct responses per prompt, drawn without repeats."""
+    pairs = []
+    for start in range(0, len(candidates), per_prompt):
+        group = candidates[start: start + per_prompt]
+        combos = [(a, b) for a, b in itertools.combinations(group, 2) if a["response"] != b["response"]]
+        random.Random(_key(seed, group[0]["candidate_id"])).shuffle(combos)
+        for a, b in combos[:pairs_per_prompt]:
+            pairs.append({"pair_id": _key(a["candidate_id"], b["candidate_id"]),
+                          "prompt_id": a["prompt_id"], "generation_key": a["generation_key"],
+                          "candidate_a": a["candidate_id"], "candidate_b": b["candidate_id"],
+                          "response_a": a["response"], "finished_a": a["finished"],
+                          "response_b": b["response"], "finished_b": b["finished"]})
+    return pairs
+
+
+if __name__ == "__main__":
+    run_stage("generate", generate)

@@ -1,0 +1,50 @@
+"""Stage sft: train the embedded tiny LM on the world's SFT corpus, or point at your model.
+
+Run: python -m tasks.sft"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+from prefpipe.models.io import EXTERNAL_POINTER, build_embedded_lm, load_tokenizer, save_model
+from prefpipe.store import read_parquet, rows
+from prefpipe.train.common import seed_everything
+from prefpipe.train.sft import response_nll, train_sft
+from tasks import paths
+from tasks._stage import run_stage, write_csv, write_json
+
+log = logging.getLogger("prefpipe")
+HELDOUT_NLL_EXAMPLES = 500
+
+
+def sft(params, store) -> dict:
+    shutil.rmtree(paths.SFT_MODEL, ignore_errors=True)
+    if not params.embedded_model:
+        paths.SFT_MODEL.mkdir(parents=True)
+        (paths.SFT_MODEL / EXTERNAL_POINTER).write_text(json.dumps({"model": params.model.policy}))
+        log.info("model.policy is %s: SFT skipped, stages use it as the SFT model",
+                 params.model.policy)
+        metrics = {"skipped": True}
+        write_json(paths.METRICS / "sft.json", metrics)
+        write_csv(paths.PLOTS / "sft_loss.csv", [])
+        return metrics
+    seed_everything(params.seed)
+    tokenizer = load_tokenizer(paths.TOKENIZER)
+    corpus = rows(read_parquet(paths.SFT_CORPUS))
+    heldout, train = corpus[:HELDOUT_NLL_EXAMPLES], corpus[HELDOUT_NLL_EXAMPLES:]
+    model = build_embedded_lm(params.model, tokenizer, params.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("training a %.2fM-parameter GPT-2 on %d demonstrations", n_params / 1e6, len(train))
+    history = train_sft(model, tokenizer, train, params.sft.optim, params.model.n_positions,
+                        params.seed, params.runtime.precision)
+    save_model(model, tokenizer, paths.SFT_MODEL)
+    metrics = {"parameters": n_params, "final_train_loss": history[-1]["loss"],
+               "heldout_nll": response_nll(model, tokenizer, heldout, params.model.n_positions)}
+    write_json(paths.METRICS / "sft.json", metrics)
+    write_csv(paths.PLOTS / "sft_loss.csv", history)
+    return metrics
+
+
+if __name__ == "__main__":
+    run_stage("sft", sft)

@@ -1,0 +1,48 @@
+"""Stage train_reward: a Bradley-Terry reward model on the SFT backbone with a scalar head.
+
+Run: python -m tasks.train_reward"""
+from __future__ import annotations
+
+import logging
+import shutil
+
+from prefpipe.evaluate.reward_eval import ranking_report, split_by_prompt
+from prefpipe.models.io import load_reward_model, load_tokenizer, save_model
+from prefpipe.store import read_parquet, rows
+from prefpipe.train.common import seed_everything
+from prefpipe.train.reward import score_responses, train_reward_model
+from prefpipe.world.catalog import to_world_prompt
+from tasks import paths
+from tasks._stage import run_stage, write_csv, write_json
+
+log = logging.getLogger("prefpipe")
+
+
+def train_reward(params, store) -> dict:
+    seed_everything(params.seed)
+    preferences = rows(read_parquet(paths.PREFERENCES))
+    if not preferences:
+        raise ValueError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+    train, val = split_by_prompt(preferences, params.reward.val_fraction, params.seed)
+    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    model = load_reward_model(paths.SFT_MODEL)
+    log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))
+    history = train_reward_model(model, tokenizer, train, params.reward.optim,
+                                 params.model.n_positions, params.seed, params.runtime.precision)
+    shutil.rmtree(paths.REWARD_MODEL, ignore_errors=True)
+    save_model(model, tokenizer, paths.REWARD_MODEL)
+    prompt_texts = [r["prompt"] for r in val]
+    chosen = score_responses(model, tokenizer, prompt_texts, [r["chosen"] for r in val],
+                             [r["chosen_finished"] for r in val], params.model.n_positions)
+    rejected = score_responses(model, tokenizer, prompt_texts, [r["rejected"] for r in val],
+                               [r["rejected_finished"] for r in val], params.model.n_positions)
+    prompts = {r["prompt_id"]: to_world_prompt(r) for r in rows(read_parquet(paths.PROMPTS))}
+    metrics = {"train_pairs": len(train), "final_train_loss": history[-1]["loss"],
+               **ranking_report(val, chosen, rejected, prompts)}
+    write_json(paths.METRICS / "reward.json", metrics)
+    write_csv(paths.PLOTS / "reward_train.csv", history)
+    return metrics
+
+
+if __name__ == "__main__":
+    run_stage("train_reward", train_reward)

@@ -1,0 +1,143 @@
+"""Fixtures for end-to-end tests: a copy of the repository with tiny params, a real Prefect server."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("prefpipe", "tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
+          ".dvcignore", "data/inputs/.gitkeep", "pyproject.toml")
+
+TINY = {
+    "runtime": {"threads": 1},
+    "model": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 96, "vocab_size": 400},
+    "world": {"sft_examples": 400, "max_operand": 5},
+    "sft": {"optim": {"epochs": 1.0, "batch_size": 32, "lr": 3.0e-3, "warmup_steps": 2}},
+    "generate": {"prompts": 40, "candidates_per_prompt": 2, "pairs_per_prompt": 1,
+                 "sampling": {"max_new_tokens": 24, "batch_size": 40}},
+    "reward": {"optim": {"epochs": 1.0, "batch_size": 16, "warmup_steps": 2}},
+    "policy": {"dpo": {"optim": {"epochs": 1.0, "batch_size": 16, "warmup_steps": 2}}},
+    "evaluate": {"prompts": 20, "sampling": {"max_new_tokens": 24, "batch_size": 20}},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def env_for(repo: Path, api_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PREFPIPE_"))}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PREFECT_HOME"] = str(repo / ".prefect")
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+class Repo:
+    """A throwaway copy of the project: its own git, DVC, params, store and Prefect home."""
+
+    def __init__(self, path: Path, api_url: str | None):
+        self.path, self.api_url = path, api_url
+
+    def params(self) -> dict:
+        return yaml.safe_load((self.path / "params.yaml").read_text())
+
+    def set_params(self, override: dict) -> None:
+        (self.path / "params.yaml").write_text(yaml.safe_dump(merge(self.params(), override)))
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run(list(args), cwd=self.path, env=env_for(self.path, self.api_url),
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout[-3000:]}\n"
+                                 f"{result.stderr[-3000:]}")
+        return result
+
+    def prefpipe(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "flows.cli", *args, check=check)
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("dvc", *args, check=check)
+
+    def lock_hashes(self) -> dict[str, str]:
+        lock = yaml.safe_load((self.path / "dvc.lock").read_text())
+        return {f"{stage}:{out['path']}": out["md5"]
+                for stage, spec in lock["stages"].items() for out in spec.get("outs", [])}
+
+
+def make_repo(path: Path, api_url: str | None = None, override: dict | None = None) -> Repo:
+    for name in COPIED:
+        source, target = ROOT / name, path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, target)
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    repo = Repo(path, api_url)
+    repo.set_params(merge(TINY, override or {}))
+    return repo
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> str:
+    """A real Prefect API server on loopback, for the whole session."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = env_for(home, api_url)
+    env["PREFECT_UI_ENABLED"] = "false"
+    log = open(home / "server.log", "w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+         "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server exited: {(home / 'server.log').read_text()}")
+        time.sleep(1)
+    else:
+        process.terminate()
+        raise RuntimeError(f"prefect server not healthy: {(home / 'server.log').read_text()}")
+    yield api_url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def flow_runs(api_url: str) -> list[dict]:
+    response = httpx.post(f"{api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_ASC"})
+    response.raise_for_status()
+    return response.json()
+
+
+def task_runs(api_url: str, flow_run_id: str) -> list[dict]:
+    response = httpx.post(f"{api_url}/task_runs/filter",
+                          json={"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    response.raise_for_status()
+    return response.json()

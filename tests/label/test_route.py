@@ -1,0 +1,156 @@
+"""Routing pairs to verifiers or simulated annotators, and the annotators' behaviour."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pytest
+
+from prefpipe.label.route import label_pairs, labeler_for
+from prefpipe.label.simulated import simulated_label
+from prefpipe.label.types import PairToLabel
+from prefpipe.label.verifiers import verifier_label, verify
+from prefpipe.world.gold import prefer
+from prefpipe.world.prompts import all_prompts
+
+PROMPTS = {p.prompt: p for p in all_prompts(5)}
+ADD = PROMPTS["What is 3 plus 4?"]
+CODE = PROMPTS["Write a function g(a, b) that returns the larger of a and b."]
+EXPLAIN = PROMPTS["Explain why ice floats."]
+TEA = PROMPTS["How do I make tea?"]
+BY_ID = {p.prompt_id: p for p in (ADD, CODE, EXPLAIN, TEA)}
+ICE = "Ice is less dense than liquid water."
+TEA_ANSWER = "Pour hot water over the tea and let it steep for three minutes."
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    routing: dict = field(default_factory=lambda: {"arithmetic": "verifier", "code": "verifier",
+                                                   "default": "simulated"})
+    annotators: int = 3
+    noise: float = 0.0
+    temperature: float = 0.5
+
+
+def pair(prompt, a, b, finished_a=True, finished_b=True, pair_id="pair") -> PairToLabel:
+    return PairToLabel(pair_id, prompt.prompt_id, prompt.family, a, finished_a, b, finished_b)
+
+
+def test_labeler_for_uses_default():
+    routing = {"code": "verifier", "default": "simulated"}
+    assert labeler_for("code", routing) == "verifier"
+    assert labeler_for("poetry", routing) == "simulated"
+
+
+def test_verify_scores():
+    assert verify(ADD, "Sure thing! The answer is 7.", True) == 1.0
+    assert verify(ADD, "The answer is 8.", True) == 0.0
+    assert verify(ADD, "The answer is 7.", False) == 0.0
+    assert verify(CODE, "def g(a, b): return max(a, b)", True) == 1.0
+    assert verify(CODE, "Here you go: def g(a, b): return a + b", True) == pytest.approx(1 / 6)
+    assert verify(CODE, "def f(a, b): return max(a, b)", True) == 0.0
+    assert verify(CODE, "def g(a, b): return __import__('os')", True) == 0.0
+    with pytest.raises(ValueError, match="no verifier"):
+        verify(EXPLAIN, ICE, True)
+
+
+def test_routes_checkable_pairs_that_verify_differently_to_the_verifier():
+    pairs = [
+        pair(ADD, "The answer is 7.", "The answer is 8.", pair_id="add"),
+        pair(ADD, "3 + 4 = 9.", "Great question! The answer is 7.", pair_id="add-b"),
+        pair(CODE, "def g(a, b): return a + b", "def g(a, b): return max(a, b)", pair_id="code"),
+    ]
+    labels = label_pairs(pairs, BY_ID, LabelParams(), seed=0)
+    assert [lab.pair_id for lab in labels] == ["add", "add-b", "code"]
+    assert [lab.source for lab in labels] == ["verifier"] * 3
+    assert [lab.choice for lab in labels] == ["a", "b", "b"]
+    assert labels[0].annotator == "verifier:arithmetic" and labels[2].annotator == "verifier:code"
+    assert all(lab.confidence == 1.0 for lab in labels)
+
+
+def test_pairs_the_verifier_cannot_separate_go_to_annotators():
+    # both answers right: the verifier can't tell, the annotators see the filler opener
+    tied = pair(ADD, "The answer is 7.", "Great question! The answer is 7.", pair_id="tied")
+    [label] = label_pairs([tied], BY_ID, LabelParams(temperature=0.01), seed=0)
+    assert label.source == "simulated" and label.choice == "a"
+    assert verifier_label(tied, ADD) is None
+
+
+def test_other_categories_go_to_simulated_annotators_round_robin():
+    pairs = [pair(EXPLAIN, ICE, "Great question! " + ICE, pair_id=f"e{i}") for i in range(4)]
+    labels = label_pairs(pairs, BY_ID, LabelParams(temperature=0.01), seed=0)
+    assert [lab.source for lab in labels] == ["simulated"] * 4
+    assert [lab.annotator for lab in labels] == ["sim-1", "sim-2", "sim-3", "sim-1"]
+    assert [lab.choice for lab in labels] == ["a"] * 4
+
+
+def test_routing_can_send_checkable_categories_to_annotators():
+    params = LabelParams(routing={"default": "simulated"}, temperature=0.01)
+    [label] = label_pairs([pair(ADD, "The answer is 7.", "The answer is 8.")], BY_ID, params, 0)
+    assert label.source == "simulated" and label.choice == "a"
+
+
+def _gold_pairs(n: int):
+    """Pairs with a clear gold winner, alternating sides."""
+    good, bad = TEA_ANSWER, "Sure thing! I can't help with that. Hope this helps!"
+    for i in range(n):
+        yield pair(TEA, good, bad, pair_id=f"g{i}") if i % 2 else pair(TEA, bad, good,
+                                                                       pair_id=f"g{i}")
+
+
+def test_noise_free_annotator_with_big_gap_always_picks_gold_winner():
+    for p in _gold_pairs(300):
+        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
+        label = simulated_label(p, TEA, "sim-1", noise=0.0, temperature=0.5, seed=0)
+        # gap 5 / 0.5 = 10 -> P(gold side) = σ(10) > 0.9999; over 300 pairs a miss is < 2% likely,
+        # and the seeded RNG makes this deterministic
+        assert label.choice == ("a" if gold == 1.0 else "b"), p.pair_id
+        assert label.confidence == pytest.approx(1 / (1 + math.exp(-10)))
+
+
+def test_noise_free_annotator_beats_malformed_with_certainty():
+    for i in range(200):
+        p = pair(TEA, "garbage garbage", TEA_ANSWER, pair_id=f"m{i}")
+        label = simulated_label(p, TEA, "sim-2", noise=0.0, temperature=1.0, seed=i)
+        assert label.choice == "b" and label.confidence == 1.0
+
+
+def test_equal_gold_gives_tie_or_both_bad():
+    tie = simulated_label(pair(TEA, TEA_ANSWER, TEA_ANSWER + " "), TEA, "sim-1", 0.5, 0.5, 0)
+    assert tie.choice == "tie" and tie.source == "simulated"
+    same_flaws = simulated_label(pair(ADD, "Sure thing! 3 + 4 = 7.", "The answer is 7. Hope "
+                                      "this helps!"), ADD, "sim-1", 0.5, 0.5, 0)
+    assert same_flaws.choice == "tie"
+    both_bad = simulated_label(pair(TEA, "zzz", TEA_ANSWER, finished_b=False), TEA, "sim-1",
+                               0.5, 0.5, 0)
+    assert both_bad.choice == "both_bad"
+
+
+def test_full_noise_agrees_with_gold_about_half_the_time():
+    pairs = list(_gold_pairs(2000))
+    agree = 0
+    for p in pairs:
+        label = simulated_label(p, TEA, "sim-1", noise=1.0, temperature=0.5, seed=0)
+        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
+        agree += label.choice == ("a" if gold == 1.0 else "b")
+    assert 0.45 < agree / len(pairs) < 0.55
+
+
+def test_moderate_noise_agreement_matches_lapse_rate():
+    # gap 5 / 0.5: right unless it lapses (p=0.4), and a lapse is right half the time -> 0.8
+    pairs = list(_gold_pairs(2000))
+    agree = 0
+    for p in pairs:
+        label = simulated_label(p, TEA, "sim-1", noise=0.4, temperature=0.5, seed=1)
+        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
+        agree += label.choice == ("a" if gold == 1.0 else "b")
+    assert 0.75 < agree / len(pairs) < 0.85
+
+
+def test_labels_are_deterministic_for_a_seed():
+    pairs = list(_gold_pairs(200))
+    params = LabelParams(noise=0.5)
+    first = label_pairs(pairs, BY_ID, params, seed=3)
+    assert first == label_pairs(pairs, BY_ID, params, seed=3)
+    other = label_pairs(pairs, BY_ID, params, seed=4)
+    assert [lab.choice for lab in first] != [lab.choice for lab in other]
