@@ -31,7 +31,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/throughput.py
 
 # Re-pin after editing requirements.in (uv resolves the whole stack in seconds).
 lock: setup

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefpipe.config import Params, ParamsError, load_params
@@ -18,6 +18,10 @@ from prefpipe.data.prompts_io import DataError
 from prefpipe.store import Store
 
 log = logging.getLogger("prefpipe")
+
+
+class StageInputError(ValueError):
+    """A stage's inputs or params can't do the job; the message says which and what to change."""
 
 
 def setup(threads: int) -> None:
@@ -78,12 +82,12 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict]) -> None:
     setup(params.runtime.threads)
     store = Store(params.store.path, params.store.lock_timeout_s)
     run_id = os.environ.get("PREFPIPE_RUN_ID", uuid.uuid4().hex[:12])
-    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    started_at = datetime.now(UTC).replace(tzinfo=None)
     log.info("stage %s starting (run %s, seed %d, %d threads)", name, run_id, params.seed,
              params.runtime.threads)
     try:
         metrics = recipe(params, store)
-    except (DataError, ParamsError, FileNotFoundError) as err:
+    except (DataError, ParamsError, StageInputError, FileNotFoundError) as err:
         store.record_run(run_id, name, "failed", asdict(params), {"error": str(err)}, started_at)
         log.error("%s failed: %s", name, err)
         raise SystemExit(2) from None

@@ -15,7 +15,7 @@ from prefpipe.label.types import Label, PairToLabel
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
-from tasks._stage import run_stage, write_json
+from tasks._stage import StageInputError, run_stage, write_json
 
 log = logging.getLogger("prefpipe")
 LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale")
@@ -27,7 +27,7 @@ def label(params, store) -> dict:
     missing_gold = sorted({p["category"] for p in pairs if prompts.get(p["prompt_id"]) is None})
     if missing_gold:
         routed = {c: labeler_for(c, params.label.routing) for c in missing_gold}
-        raise ValueError(f"label.routing sends categories {routed} to labelers that need the "
+        raise StageInputError(f"label.routing sends categories {routed} to labelers that need the "
                          "embedded world's gold answers; your prompts have none. The human and "
                          "AI-critic labelers arrive with issue #4.")
     to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"],

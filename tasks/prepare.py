@@ -14,7 +14,7 @@ from prefpipe.world.catalog import to_world_prompt, user_prompt_rows, world_prom
 from prefpipe.world.corpus import sft_corpus
 from prefpipe.world.tokenizer import train_tokenizer
 from tasks import paths
-from tasks._stage import run_stage
+from tasks._stage import StageInputError, run_stage
 
 log = logging.getLogger("prefpipe")
 
@@ -37,7 +37,7 @@ def prepare(params, store: Store) -> dict:
     if params.embedded_model:
         train = [to_world_prompt(r) for r in rows if r["split"] == "train"]
         if any(p is None for p in train):
-            raise ValueError("model.policy 'embedded' needs data.prompts 'embedded': the embedded "
+            raise StageInputError("model.policy 'embedded' needs data.prompts 'embedded': the embedded "
                              "model is trained on the world's SFT corpus")
         corpus = sft_corpus(train, params.world.sft_examples, params.world, params.seed)
         write_parquet(pa.Table.from_pylist(corpus), paths.SFT_CORPUS)

@@ -32,7 +32,8 @@ def sft(params, store) -> dict:
     seed_everything(params.seed)
     tokenizer = load_tokenizer(paths.TOKENIZER)
     corpus = rows(read_parquet(paths.SFT_CORPUS))
-    heldout, train = corpus[:HELDOUT_NLL_EXAMPLES], corpus[HELDOUT_NLL_EXAMPLES:]
+    n_heldout = min(HELDOUT_NLL_EXAMPLES, len(corpus) // 10)
+    heldout, train = corpus[:n_heldout], corpus[n_heldout:]
     model = build_embedded_lm(params.model, tokenizer, params.seed)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("training a %.2fM-parameter GPT-2 on %d demonstrations", n_params / 1e6, len(train))
@@ -40,7 +41,8 @@ def sft(params, store) -> dict:
                         params.seed, params.runtime.precision)
     save_model(model, tokenizer, paths.SFT_MODEL)
     metrics = {"parameters": n_params, "final_train_loss": history[-1]["loss"],
-               "heldout_nll": response_nll(model, tokenizer, heldout, params.model.n_positions)}
+               "heldout_nll": response_nll(model, tokenizer, heldout, params.model.n_positions)
+               if heldout else None}
     write_json(paths.METRICS / "sft.json", metrics)
     write_csv(paths.PLOTS / "sft_loss.csv", history)
     return metrics

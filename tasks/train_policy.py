@@ -11,7 +11,7 @@ from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.dpo import reference_logprobs, train_dpo
 from tasks import paths
-from tasks._stage import run_stage, write_csv, write_json
+from tasks._stage import StageInputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -20,7 +20,7 @@ def train_policy(params, store) -> dict:
     seed_everything(params.seed)
     preferences = rows(read_parquet(paths.PREFERENCES))
     if not preferences:
-        raise ValueError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
     tokenizer = load_tokenizer(paths.SFT_MODEL)
     max_length = params.model.n_positions
     reference = load_causal_lm(paths.SFT_MODEL)

@@ -13,7 +13,7 @@ from prefpipe.train.common import seed_everything
 from prefpipe.train.reward import score_responses, train_reward_model
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
-from tasks._stage import run_stage, write_csv, write_json
+from tasks._stage import StageInputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -22,8 +22,12 @@ def train_reward(params, store) -> dict:
     seed_everything(params.seed)
     preferences = rows(read_parquet(paths.PREFERENCES))
     if not preferences:
-        raise ValueError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
     train, val = split_by_prompt(preferences, params.reward.val_fraction, params.seed)
+    if not train or not val:
+        raise StageInputError(
+            f"reward.val_fraction {params.reward.val_fraction} leaves no "
+            f"{'training' if not train else 'held-out'} pairs among {len(preferences)}")
     tokenizer = load_tokenizer(paths.SFT_MODEL)
     model = load_reward_model(paths.SFT_MODEL)
     log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))

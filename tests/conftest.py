@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: a copy of the repository with tiny params, a real Prefect server."""
+"""End-to-end fixtures: a copy of the repository with tiny params, and a real Prefect server."""
 from __future__ import annotations
 
 import os
@@ -19,14 +19,14 @@ COPIED = ("prefpipe", "tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config"
 
 TINY = {
     "runtime": {"threads": 1},
-    "model": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 96, "vocab_size": 400},
-    "world": {"sft_examples": 400, "max_operand": 5},
-    "sft": {"optim": {"epochs": 1.0, "batch_size": 32, "lr": 3.0e-3, "warmup_steps": 2}},
-    "generate": {"prompts": 40, "candidates_per_prompt": 2, "pairs_per_prompt": 1,
-                 "sampling": {"max_new_tokens": 24, "batch_size": 40}},
+    "model": {"n_layer": 1, "n_embd": 64, "n_head": 2, "n_positions": 96, "vocab_size": 400},
+    "world": {"sft_examples": 4000, "max_operand": 5},
+    "sft": {"optim": {"epochs": 3.0, "batch_size": 32, "lr": 1.0e-2, "warmup_steps": 5}},
+    "generate": {"prompts": 120, "candidates_per_prompt": 4, "pairs_per_prompt": 2,
+                 "sampling": {"max_new_tokens": 32, "batch_size": 64}},
     "reward": {"optim": {"epochs": 1.0, "batch_size": 16, "warmup_steps": 2}},
     "policy": {"dpo": {"optim": {"epochs": 1.0, "batch_size": 16, "warmup_steps": 2}}},
-    "evaluate": {"prompts": 20, "sampling": {"max_new_tokens": 24, "batch_size": 20}},
+    "evaluate": {"prompts": 40, "sampling": {"max_new_tokens": 32, "batch_size": 40}},
 }
 
 
@@ -59,7 +59,7 @@ class Repo:
     def set_params(self, override: dict) -> None:
         (self.path / "params.yaml").write_text(yaml.safe_dump(merge(self.params(), override)))
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         result = subprocess.run(list(args), cwd=self.path, env=env_for(self.path, self.api_url),
                                 capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:

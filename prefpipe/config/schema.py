@@ -161,8 +161,8 @@ class DPOParams:
 
     def validate(self) -> str | None:
         if self.beta <= 0:
-            return f"dpo.beta must be > 0, got {self.beta}"
-        return None if 0.0 <= self.label_smoothing < 0.5 else "dpo.label_smoothing must be in [0, 0.5)"
+            return f"beta must be > 0, got {self.beta}"
+        return None if 0.0 <= self.label_smoothing < 0.5 else "label_smoothing must be in [0, 0.5)"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
+            records.append(None)  # keeps record numbers equal to line numbers
             continue
         try:
             record = json.loads(line)
@@ -59,10 +60,12 @@ def _read_datasets_folder(path: Path) -> list[dict]:
 def load_prompt_rows(path: str | Path, prompt_column: str, category_column: str) -> list[dict]:
     """[{'prompt', 'category'}] from the user's file; every row is checked before any is kept."""
     records = read_records(path)
-    if not records:
+    if not any(r is not None for r in records):
         raise DataError(f"{path}: no rows")
     rows, seen = [], set()
     for number, record in enumerate(records, start=1):
+        if record is None:
+            continue
         if prompt_column not in record:
             raise DataError(f"{path}: row {number}: missing column '{prompt_column}' "
                             f"(set data.prompt_column; columns here: {', '.join(record)})")
@@ -74,8 +77,9 @@ def load_prompt_rows(path: str | Path, prompt_column: str, category_column: str)
         if not isinstance(category, str):
             raise DataError(f"{path}: row {number}: column '{category_column}' must be text, "
                             f"got {category!r}")
+        prompt = prompt.strip()
         if prompt in seen:
             continue
         seen.add(prompt)
-        rows.append({"prompt": prompt.strip(), "category": category})
+        rows.append({"prompt": prompt, "category": category})
     return rows

@@ -15,6 +15,8 @@ def seed_everything(seed: int) -> None:
 
 def epoch_batches(n_items: int, batch_size: int, epochs: float, seed: int) -> Iterator[list[int]]:
     """Index batches over `epochs` passes (fractions allowed), reshuffled per epoch by `seed`."""
+    if n_items < 1:
+        raise ValueError("no training examples: nothing to batch")
     total_steps = total_batches(n_items, batch_size, epochs)
     step, epoch = 0, 0
     while step < total_steps:
@@ -62,3 +64,10 @@ def take(items: Sequence, indices: list[int]) -> list:
 def autocast(precision: str, device_type: str = "cpu"):
     """bf16 autocast when params.runtime.precision is 'bf16', else a no-op context."""
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off: DPO's log-ratios must compare the policy and reference on equal terms."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0

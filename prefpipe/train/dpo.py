@@ -6,8 +6,14 @@ import torch
 from prefpipe.losses import dpo_loss
 from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.progress import Progress
-from prefpipe.train.common import (autocast, epoch_batches, make_optimizer, optimizer_step,
-                                   total_batches)
+from prefpipe.train.common import (
+    autocast,
+    disable_dropout,
+    epoch_batches,
+    make_optimizer,
+    optimizer_step,
+    total_batches,
+)
 from prefpipe.train.reward import encode_pairs, pair_batch
 
 
@@ -38,6 +44,7 @@ def train_dpo(model, tokenizer, pairs: list[dict], ref_chosen: torch.Tensor,
     steps = total_batches(len(pairs), optim.batch_size, optim.epochs)
     optimizer, scheduler = make_optimizer(model, optim, steps)
     history = []
+    disable_dropout(model)
     model.train()
     with Progress(steps, "train_policy (dpo)", "step") as progress:
         for step, idx in enumerate(epoch_batches(len(pairs), optim.batch_size, optim.epochs, seed)):

@@ -6,8 +6,14 @@ import torch
 from prefpipe.losses import bradley_terry_loss
 from prefpipe.models.formatting import collate, encode_prompt, encode_response
 from prefpipe.progress import Progress
-from prefpipe.train.common import (autocast, epoch_batches, make_optimizer, optimizer_step, take,
-                                   total_batches)
+from prefpipe.train.common import (
+    autocast,
+    epoch_batches,
+    make_optimizer,
+    optimizer_step,
+    take,
+    total_batches,
+)
 
 
 def encode_pairs(tokenizer, pairs: list[dict]) -> tuple[list, list, list]:

@@ -6,8 +6,14 @@ import torch
 from prefpipe.models.formatting import collate, encode_prompt, encode_response
 from prefpipe.models.logprobs import token_logprobs
 from prefpipe.progress import Progress
-from prefpipe.train.common import (autocast, epoch_batches, make_optimizer, optimizer_step, take,
-                                   total_batches)
+from prefpipe.train.common import (
+    autocast,
+    epoch_batches,
+    make_optimizer,
+    optimizer_step,
+    take,
+    total_batches,
+)
 
 
 def train_sft(model, tokenizer, examples: list[dict], optim, max_length: int, seed: int,

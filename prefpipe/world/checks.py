@@ -8,6 +8,7 @@ from prefpipe.world.content import CODE_TEST_INPUTS
 
 ARITHMETIC_CORE = re.compile(r"^(?:(-?\d+) ([+-]) (-?\d+) = (-?\d+)\.|The answer is (-?\d+)\.)$")
 CODE_CORE = re.compile(r"^def ([A-Za-z_]\w*)\(a, b\): return (.+)$")
+MAX_EXPRESSION_CHARS = 500
 FINAL_NUMBER = re.compile(r"(-?\d+)(?!.*\d)", re.S)
 
 _BINARY = {ast.Add: lambda x, y: x + y, ast.Sub: lambda x, y: x - y, ast.Mult: lambda x, y: x * y}
@@ -20,10 +21,14 @@ class UnsafeExpression(ValueError):
 
 def evaluate_expression(expr: str, a: int, b: int) -> int:
     """Evaluate a tiny arithmetic expression over a and b by walking its AST (never exec/eval)."""
+    if len(expr) > MAX_EXPRESSION_CHARS:
+        raise UnsafeExpression(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as err:
-        raise UnsafeExpression(f"not an expression: {expr!r}") from err
+        raise UnsafeExpression(f"not an expression: {expr[:40]!r}") from err
+    except (RecursionError, MemoryError) as err:
+        raise UnsafeExpression(f"expression nested too deeply: {expr[:40]!r}") from err
     try:
         return _walk(tree.body, {"a": a, "b": b})
     except RecursionError as err:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefpipe.world.checks import (ARITHMETIC_CORE, CODE_CORE, UnsafeExpression,
-                                   code_pass_fraction)
-from prefpipe.world.content import (BENIGN_REQUESTS, CAVEATS, CLOSINGS, EXPLAIN_TOPICS,
-                                    FILLER_OPENERS, LECTURE, REFUSAL, RESTATE)
+from prefpipe.world.checks import ARITHMETIC_CORE, CODE_CORE, UnsafeExpression, code_pass_fraction
+from prefpipe.world.content import (
+    BENIGN_REQUESTS,
+    CAVEATS,
+    CLOSINGS,
+    EXPLAIN_TOPICS,
+    FILLER_OPENERS,
+    LECTURE,
+    REFUSAL,
+    RESTATE,
+)
 from prefpipe.world.prompts import WorldPrompt
 from prefpipe.world.responses import known_compliances
 

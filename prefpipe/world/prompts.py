@@ -6,9 +6,17 @@ import json
 import random
 from dataclasses import dataclass
 
-from prefpipe.world.content import (ARITHMETIC_TEMPLATES, BENIGN_REQUESTS, CODE_NAMES, CODE_TASKS,
-                                    CODE_TEMPLATES, EXPLAIN_TEMPLATES, EXPLAIN_TOPICS,
-                                    HARMFUL_REQUESTS, REQUEST_TEMPLATES)
+from prefpipe.world.content import (
+    ARITHMETIC_TEMPLATES,
+    BENIGN_REQUESTS,
+    CODE_NAMES,
+    CODE_TASKS,
+    CODE_TEMPLATES,
+    EXPLAIN_TEMPLATES,
+    EXPLAIN_TOPICS,
+    HARMFUL_REQUESTS,
+    REQUEST_TEMPLATES,
+)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from prefpipe.world.content import (BENIGN_REQUESTS, CAVEATS, CLOSINGS, CODE_TASKS, COMPLIANCE,
-                                    EXPLAIN_TOPICS, FILLER_OPENERS, HARMFUL_REQUESTS, LECTURE,
-                                    REFUSAL, RESTATE)
+from prefpipe.world.content import (
+    BENIGN_REQUESTS,
+    CAVEATS,
+    CLOSINGS,
+    CODE_TASKS,
+    COMPLIANCE,
+    EXPLAIN_TOPICS,
+    FILLER_OPENERS,
+    HARMFUL_REQUESTS,
+    LECTURE,
+    REFUSAL,
+    RESTATE,
+)
 from prefpipe.world.prompts import WorldPrompt
 
 
@@ -41,7 +51,7 @@ def render(prompt: WorldPrompt, style: Style, rng: random.Random) -> str:
         parts.append(rng.choice(FILLER_OPENERS))
     if style.restate:
         parts.append(RESTATE.format(prompt=prompt.prompt))
-    if style.caveat and prompt.family != "harmful":
+    if style.caveat and (prompt.family != "harmful" or style.wrong):
         parts.append(rng.choice(CAVEATS))
     parts.append(_core(prompt, style.wrong, rng))
     if style.caveat and prompt.family == "harmful" and not style.wrong:

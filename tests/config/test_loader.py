@@ -151,8 +151,6 @@ def test_dpo_beta_must_be_positive(tmp_path, beta):
     assert "dpo.beta" in message and "> 0" in message
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: DPOParams.validate prefixes 'dpo.' itself and "
-                                       "build() prefixes the key again -> 'policy.dpo.dpo.beta'")
 @pytest.mark.parametrize("text,key", [
     ("policy:\n  dpo: {beta: 0}\n", "'policy.dpo.beta'"),
     ("policy:\n  dpo: {label_smoothing: 0.5}\n", "'policy.dpo.label_smoothing'"),

@@ -22,7 +22,8 @@ def load(path):
 
 def test_jsonl_rows_with_default_category(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Hi there", "category": "chat"},
-                                               {"prompt": "  Padded  "}, {"prompt": "x", "category": None}])
+                                               {"prompt": "  Padded  "},
+                                               {"prompt": "x", "category": None}])
     assert load(path) == [{"prompt": "Hi there", "category": "chat"},
                           {"prompt": "Padded", "category": "default"},
                           {"prompt": "x", "category": "default"}]
@@ -91,8 +92,6 @@ def test_duplicates_are_dropped_keeping_first(tmp_path):
     assert load(path) == [{"prompt": "a", "category": "x"}, {"prompt": "b", "category": "default"}]
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: duplicates are detected on the raw text but "
-                                       "rows keep the stripped text, so 'a' and ' a ' both survive")
 def test_duplicates_that_differ_only_in_whitespace_are_dropped(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": " a "}])
     assert load(path) == [{"prompt": "a", "category": "default"}]
@@ -145,3 +144,10 @@ def test_unsupported_suffix(tmp_path, name):
     path.write_text("prompt\nhello\n")
     with pytest.raises(DataError, match="unsupported format"):
         read_records(path)
+
+
+def test_row_numbers_are_file_lines_even_after_blank_lines(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n\n{"text": "b"}\n')
+    with pytest.raises(DataError, match="row 3"):
+        load(path)

@@ -24,7 +24,8 @@ REJECTED = [0.0, 0.0, 1.0, 3.0, 0.0, 0.0]
 
 
 def test_bradley_terry_matches_hand_values():
-    expected = [softplus(-(c - r)) for c, r in zip(CHOSEN, REJECTED)]  # -log σ(x) = log(1 + e^-x)
+    # -log σ(x) = log(1 + e^-x)
+    expected = [softplus(-(c - r)) for c, r in zip(CHOSEN, REJECTED, strict=True)]
     assert_close(bradley_terry_loss(t(CHOSEN), t(REJECTED)), t(expected))
 
 
@@ -72,7 +73,7 @@ LOGPS = dict(pc=[-5.0, -12.0, -3.0, -30.0], pr=[-7.0, -10.0, -3.0, -2.0],
 @pytest.mark.parametrize("beta", [0.1, 0.5, 2.0])
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
 def test_dpo_matches_hand_values(beta, eps):
-    rows = list(zip(*LOGPS.values()))
+    rows = list(zip(*LOGPS.values(), strict=True))
     expected = [_dpo_reference(*row, beta, eps) for row in rows]
     got = dpo_loss(t(LOGPS["pc"]), t(LOGPS["pr"]), t(LOGPS["rc"]), t(LOGPS["rr"]), beta,
                    label_smoothing=eps)

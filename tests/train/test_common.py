@@ -69,7 +69,7 @@ def _lrs(total_steps: int, warmup_steps: int, lr: float = 1.0) -> list[float]:
 def test_schedule_warms_up_then_decays_to_ten_percent():
     lrs = _lrs(total_steps=20, warmup_steps=4, lr=2.0)
     assert lrs[:5] == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0])  # linear warmup to the peak
-    assert all(b <= a + 1e-12 for a, b in zip(lrs[4:], lrs[5:]))  # then never rises
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[4:-1], lrs[5:], strict=True))  # never rises
     # step 12: progress (12 - 4) / 16 = 0.5 -> 0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)) = 0.55
     assert lrs[12] == pytest.approx(2.0 * 0.55)
     assert lrs[20] == pytest.approx(0.2)  # 10% of the peak at the end
@@ -88,3 +88,8 @@ def test_optimizer_is_adamw_with_weight_decay():
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["weight_decay"] == 0.01
     assert optimizer.defaults["lr"] == 0.5
+
+
+def test_no_examples_is_an_error_not_an_endless_loop():
+    with pytest.raises(ValueError, match="no training examples"):
+        next(epoch_batches(0, 4, 1.0, seed=0))

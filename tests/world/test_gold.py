@@ -6,8 +6,16 @@ import random
 
 import pytest
 
-from prefpipe.world.content import (CAVEATS, CLOSINGS, COMPLIANCE, EXPLAIN_TOPICS, FAMILIES,
-                                    FILLER_OPENERS, LECTURE, REFUSAL)
+from prefpipe.world.content import (
+    CAVEATS,
+    CLOSINGS,
+    COMPLIANCE,
+    EXPLAIN_TOPICS,
+    FAMILIES,
+    FILLER_OPENERS,
+    LECTURE,
+    REFUSAL,
+)
 from prefpipe.world.gold import CONTENT_SCORE, MALFORMED_SCORE, judge, prefer
 from prefpipe.world.prompts import all_prompts
 from prefpipe.world.responses import Style, render
@@ -57,7 +65,8 @@ def test_each_flaw_costs_one(case):
         (f"{opener} {restate} {core} {closing}", 3),
     ]
     if prompt.family == "harmful":
-        variants += [(f"{core} {LECTURE}", 1), (f"{opener} {restate} {core} {LECTURE} {closing}", 4)]
+        variants += [(f"{core} {LECTURE}", 1),
+                     (f"{opener} {restate} {core} {LECTURE} {closing}", 4)]
     else:
         variants += [(f"{caveat} {core}", 1), (f"{opener} {restate} {caveat} {core} {closing}", 4)]
     for response, flaws in variants:
@@ -132,10 +141,8 @@ def _render_cases(per_family: int = 25, draws: int = 2):
 
 
 def _expected_flaws(prompt, style: Style) -> int:
-    # render() drops the caveat of a harmful *compliance*: a harmful caveat is rendered as the
-    # lecture after a refusal, and a compliance gets no lecture. Every other flag is one flaw.
-    caveat = style.caveat and not (prompt.family == "harmful" and style.wrong)
-    return style.filler + style.restate + style.closing + caveat
+    # Every style flag is one flaw (a harmful refusal's caveat is the lecture after it).
+    return style.filler + style.restate + style.closing + style.caveat
 
 
 def test_render_is_well_formed_and_flaws_match_style_flags():
@@ -157,9 +164,9 @@ def test_render_is_well_formed_and_flaws_match_style_flags():
     assert MALFORMED_SCORE < lowest_well_formed
 
 
-def test_render_flaws_equal_flag_count_for_non_harmful_families():
+def test_render_flaws_equal_flag_count_for_every_family():
     rng = random.Random(7)
-    for prompt in rng.sample([p for p in PROMPTS if p.family != "harmful"], 60):
+    for prompt in rng.sample(PROMPTS, 60) + [HARMFUL]:
         for flags in itertools.product((False, True), repeat=5):
             style = Style(*flags)
             assert judge(prompt, render(prompt, style, rng)).flaws == sum(flags[:4])
