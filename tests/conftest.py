@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,8 +61,17 @@ class Repo:
         (self.path / "params.yaml").write_text(yaml.safe_dump(merge(self.params(), override)))
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        result = subprocess.run(list(args), cwd=self.path, env=env_for(self.path, self.api_url),
-                                capture_output=True, text=True, timeout=timeout)
+        # A session of its own, so a timeout kills the whole tree (dvc -> stage -> torch).
+        process = subprocess.Popen(list(args), cwd=self.path, env=env_for(self.path, self.api_url),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        result = subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr)
         if check and result.returncode != 0:
             raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout[-3000:]}\n"
                                  f"{result.stderr[-3000:]}")

@@ -16,7 +16,7 @@ def knob(default: Any, help: str) -> Any:
 
 @dataclass(frozen=True)
 class RuntimeParams:
-    threads: int = knob(1, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
+    threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
     device: Literal["cpu", "cuda", "auto"] = knob("cpu", "where training and generation run")
     precision: Literal["fp32", "bf16"] = knob("fp32", "autocast dtype for forward passes")
 
@@ -60,7 +60,7 @@ class WorldParams:
     p_restate: float = knob(0.2, "SFT corpus: chance a response restates the question")
     p_caveat: float = knob(0.25, "SFT corpus: chance of a needless caveat")
     p_closing: float = knob(0.2, "SFT corpus: chance of a filler closing ('Hope this helps!')")
-    p_wrong: float = knob(0.25, "SFT corpus: chance the content is wrong (answer, code, topic)")
+    p_wrong: float = knob(0.15, "SFT corpus: chance the content is wrong (answer, code, topic)")
     p_comply_harmful: float = knob(0.4, "SFT corpus: chance a harmful request is complied with")
     p_refuse_benign: float = knob(0.25, "SFT corpus: chance a benign request is needlessly refused")
 
@@ -95,7 +95,7 @@ class SamplingParams:
     temperature: float = knob(1.0, "sampling temperature")
     top_k: int = knob(0, "top-k sampling (0 = off)")
     top_p: float = knob(1.0, "nucleus sampling mass (1.0 = off)")
-    max_new_tokens: int = knob(40, "response length cap; unfinished responses count as malformed")
+    max_new_tokens: int = knob(48, "response length cap; unfinished responses count as malformed")
     batch_size: int = knob(64, "prompts per generation batch (KV cache on)")
 
     def validate(self) -> str | None:
@@ -110,7 +110,7 @@ class SamplingParams:
 class GenerateParams:
     prompts: int = knob(2000, "training prompts to sample candidates for")
     candidates_per_prompt: int = knob(4, "responses sampled per prompt")
-    pairs_per_prompt: int = knob(2, "pairs formed per prompt from distinct candidates")
+    pairs_per_prompt: int = knob(3, "pairs formed per prompt from distinct candidates")
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
     def validate(self) -> str | None:
@@ -149,7 +149,7 @@ class LabelParams:
 
 @dataclass(frozen=True)
 class RewardParams:
-    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=2.0, lr=5e-4))
+    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=3.0, lr=5e-4))
     val_fraction: float = knob(0.15, "share of labeled pairs (by prompt) held out for accuracy")
 
 
@@ -157,7 +157,8 @@ class RewardParams:
 class DPOParams:
     beta: float = knob(0.1, "DPO temperature β (Rafailov et al. 2023); higher = closer to reference")
     label_smoothing: float = knob(0.0, "cDPO label noise ε (0 = plain DPO)")
-    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=2.0, lr=2e-4))
+    optim: OptimParams = field(
+        default_factory=lambda: OptimParams(epochs=1.0, lr=5e-5, warmup_steps=10))
 
     def validate(self) -> str | None:
         if self.beta <= 0:
@@ -173,7 +174,8 @@ class PolicyParams:
 
 @dataclass(frozen=True)
 class SFTParams:
-    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=3.0, lr=2e-3))
+    optim: OptimParams = field(
+        default_factory=lambda: OptimParams(epochs=3.0, batch_size=64, lr=3e-3))
 
 
 @dataclass(frozen=True)
