@@ -1,0 +1,49 @@
+"""DuckDB schema of the preference store (the system of record for preference data)."""
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS prompts (
+    prompt_id   VARCHAR PRIMARY KEY,
+    source      VARCHAR NOT NULL,         -- 'embedded' or the file the prompt came from
+    category    VARCHAR NOT NULL,
+    prompt      VARCHAR NOT NULL,
+    meta        VARCHAR,                  -- JSON: the world's hidden facts (answers, tests)
+    split       VARCHAR NOT NULL CHECK (split IN ('train', 'heldout'))
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    candidate_id   VARCHAR PRIMARY KEY,
+    prompt_id      VARCHAR NOT NULL,
+    model_version  VARCHAR NOT NULL,      -- content hash of the policy that generated it
+    generation_key VARCHAR NOT NULL,      -- hash of model version + sampling params + seed
+    sample_index   INTEGER NOT NULL,
+    response       VARCHAR NOT NULL,
+    finished       BOOLEAN NOT NULL,
+    num_tokens     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pairs (
+    pair_id        VARCHAR PRIMARY KEY,
+    prompt_id      VARCHAR NOT NULL,
+    candidate_a    VARCHAR NOT NULL,
+    candidate_b    VARCHAR NOT NULL,
+    generation_key VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    label_id    VARCHAR PRIMARY KEY,
+    pair_id     VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL CHECK (source IN ('simulated', 'verifier', 'human', 'critic')),
+    annotator   VARCHAR NOT NULL,
+    choice      VARCHAR NOT NULL CHECK (choice IN ('a', 'b', 'tie', 'both_bad')),
+    confidence  DOUBLE NOT NULL,
+    principle   VARCHAR,
+    rationale   VARCHAR,
+    created_at  TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      VARCHAR NOT NULL,
+    stage       VARCHAR NOT NULL,
+    status      VARCHAR NOT NULL,
+    params      VARCHAR,
+    metrics     VARCHAR,
+    started_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP
+);
+"""
