@@ -6,7 +6,7 @@ from collections import defaultdict
 import torch
 
 from prefpipe.evaluate.stats import mean_interval, win_rate
-from prefpipe.models.formatting import collate, encode_prompt, encode_response
+from prefpipe.models.formatting import response_batches
 from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.world.gold import judge, prefer
 from prefpipe.world.prompts import WorldPrompt
@@ -17,14 +17,9 @@ def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str]
                       finished: list[bool], max_length: int, batch_size: int = 64) -> list[float]:
     """Summed log-prob of each response under `model`."""
     model.eval()
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        sl = slice(start, start + batch_size)
-        batch = collate(tokenizer, [encode_prompt(tokenizer, p) for p in prompts[sl]],
-                        [encode_response(tokenizer, r, f) for r, f in zip(responses[sl], finished[sl])],
-                        max_length)
-        out.extend(sequence_logprobs(model, batch).tolist())
-    return out
+    return [logp for batch in response_batches(tokenizer, prompts, responses, finished, max_length,
+                                               batch_size)
+            for logp in sequence_logprobs(model, batch).tolist()]
 
 
 def sequence_kl(policy_logps: list[float], reference_logps: list[float]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Turn prompts and responses into token ids, the same way for every stage."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -54,3 +55,13 @@ def collate(tokenizer, prompt_ids: list[list[int]], response_ids: list[list[int]
         attention[i, : len(row)] = 1
         response[i, : len(row)] = torch.tensor(mask)
     return TokenBatch(input_ids, attention, response)
+
+
+def response_batches(tokenizer, prompts: list[str], responses: list[str], finished: list[bool],
+                     max_length: int, batch_size: int = 64) -> Iterator[TokenBatch]:
+    """TokenBatches of (prompt, response) rows, in order, `batch_size` rows at a time."""
+    for start in range(0, len(prompts), batch_size):
+        sl = slice(start, start + batch_size)
+        yield collate(tokenizer, [encode_prompt(tokenizer, p) for p in prompts[sl]],
+                      [encode_response(tokenizer, r, f) for r, f in zip(responses[sl], finished[sl])],
+                      max_length)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from prefpipe.losses import bradley_terry_loss
-from prefpipe.models.formatting import collate, encode_prompt, encode_response
+from prefpipe.models.formatting import collate, encode_prompt, encode_response, response_batches
 from prefpipe.progress import Progress
 from prefpipe.train.common import (
     autocast,
@@ -65,11 +65,6 @@ def score_responses(model, tokenizer, prompts: list[str], responses: list[str],
                     finished: list[bool], max_length: int, batch_size: int = 64) -> list[float]:
     """Reward-model scores of (prompt, response) rows."""
     model.eval()
-    scores: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        sl = slice(start, start + batch_size)
-        batch = collate(tokenizer, [encode_prompt(tokenizer, p) for p in prompts[sl]],
-                        [encode_response(tokenizer, r, f) for r, f in zip(responses[sl], finished[sl])],
-                        max_length)
-        scores.extend(scalar_rewards(model, batch).float().tolist())
-    return scores
+    return [score for batch in response_batches(tokenizer, prompts, responses, finished, max_length,
+                                                batch_size)
+            for score in scalar_rewards(model, batch).float().tolist()]
