@@ -135,3 +135,13 @@ def test_bad_input_rows_are_named_and_the_store_keeps_its_data(ran_repo, tmp_pat
     assert result.returncode != 0
     assert "data/inputs/prompts.jsonl: row 12" in result.stdout + result.stderr
     assert stored_prompts() == 10
+
+
+def test_an_external_model_drops_in_and_sft_is_skipped(ran_repo, tmp_path):
+    external = ran_repo.path / "models" / "sft"  # any Hugging Face causal-LM folder
+    repo = make_repo(tmp_path / "external", None, {"model": {"policy": str(external)}})
+    repo.dvc("repro")
+    assert json.loads((repo.path / "metrics" / "sft.json").read_text()) == {"skipped": True}
+    assert not (repo.path / "models" / "sft" / "model.safetensors").exists()
+    metrics = json.loads((repo.path / "metrics" / "evaluate.json").read_text())
+    assert metrics["prompts"] > 0 and "win_rate" in metrics

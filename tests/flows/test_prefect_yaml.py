@@ -1,0 +1,28 @@
+"""infra/prefect.yaml deploys the flow with its cron schedule to a real Prefect server."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, make_repo
+
+pytestmark = pytest.mark.slow
+
+
+def test_prefect_yaml_deploys_a_cron_scheduled_deployment(tmp_path, prefect_server):
+    repo = make_repo(tmp_path / "deploy", prefect_server)
+    shutil.copytree(ROOT / "infra", repo.path / "infra")
+    prefect = str(Path(sys.executable).parent / "prefect")
+    repo.run(prefect, "work-pool", "create", "prefpipe-cpu", "--type", "process")
+    repo.run("env", f"PREFPIPE_ROOT={repo.path}", prefect, "--no-prompt", "deploy",
+             "--prefect-file", "infra/prefect.yaml", "--all")
+    found = httpx.post(f"{prefect_server}/deployments/filter",
+                       json={"deployments": {"name": {"any_": ["nightly"]}}}).json()
+    assert len(found) == 1
+    assert [s["schedule"]["cron"] for s in found[0]["schedules"]] == ["0 3 * * *"]
+    assert found[0]["work_pool_name"] == "prefpipe-cpu"
+    assert found[0]["entrypoint"] == "flows/pipeline.py:pipeline"
