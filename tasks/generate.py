@@ -55,10 +55,10 @@ def generate(params, store) -> dict:
                            "response": s.response, "finished": s.finished,
                            "num_tokens": s.num_tokens})
     pairs = form_pairs(candidates, gen.candidates_per_prompt, gen.pairs_per_prompt, params.seed)
-    store.upsert("candidates", pa.Table.from_pylist(candidates), "candidate_id")
+    store.upsert("candidates", pa.Table.from_pylist(candidates))
     store.upsert("pairs", pa.Table.from_pylist(
         [{k: p[k] for k in ("pair_id", "prompt_id", "candidate_a", "candidate_b", "generation_key")}
-         for p in pairs]), "pair_id")
+         for p in pairs]))
     by_prompt = {p.prompt_id: p for p in chosen}
     snapshot = [{**p, "category": by_prompt[p["prompt_id"]].family,
                  "prompt": by_prompt[p["prompt_id"]].prompt} for p in pairs]

@@ -35,7 +35,7 @@ def label(params, store) -> dict:
     labels = label_pairs(to_label, prompts, params.label, params.seed)
     table = pa.Table.from_pylist([
         {"label_id": _label_id(lab), **{k: asdict(lab)[k] for k in LABEL_FIELDS}} for lab in labels])
-    store.upsert("labels", table, "label_id")
+    store.upsert("labels", table)
     write_parquet(table, paths.LABELS)
     by_pair = {lab.pair_id: lab for lab in labels}
     preferences = to_preferences(pairs, by_pair)

@@ -28,7 +28,7 @@ def prepare(params, store: Store) -> dict:
         rows = user_prompt_rows(user_rows, params.data.prompts, params.data.heldout_fraction,
                                 params.seed)
     table = pa.Table.from_pylist(rows)
-    store.upsert("prompts", table, "prompt_id")
+    store.upsert("prompts", table)
     write_parquet(table, paths.PROMPTS)
     log.info("%d prompts (%d held out) -> %s and the store", len(rows),
              sum(r["split"] == "heldout" for r in rows), paths.PROMPTS)

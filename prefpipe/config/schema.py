@@ -17,7 +17,6 @@ def knob(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class RuntimeParams:
     threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
-    device: Literal["cpu", "cuda", "auto"] = knob("cpu", "where training and generation run")
     precision: Literal["fp32", "bf16"] = knob("fp32", "autocast dtype for forward passes")
 
     def validate(self) -> str | None:

@@ -41,8 +41,8 @@ def load_causal_lm(path: str | Path):
     return model
 
 
-def load_reward_model(path: str | Path, init_from_lm: bool = False):
-    """A scalar-head model; `init_from_lm` puts a fresh head on a causal LM backbone."""
+def load_reward_model(path: str | Path):
+    """A scalar-head model: a trained reward model, or a causal LM backbone given a fresh head."""
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model_dir(path), num_labels=1, dtype=torch.float32)
     if model.config.pad_token_id is None:

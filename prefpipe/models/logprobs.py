@@ -19,10 +19,3 @@ def sequence_logprobs(model, batch: TokenBatch) -> torch.Tensor:
     per_token = token_logprobs(logits, batch.input_ids)  # (B, T-1)
     mask = batch.response_mask[:, 1:].to(per_token.dtype)  # token t is scored where it's a response token
     return (per_token * mask).sum(-1)
-
-
-@torch.no_grad()
-def sequence_logprobs_batched(model, batches) -> torch.Tensor:
-    """sequence_logprobs over an iterable of TokenBatch, concatenated, in eval mode."""
-    model.eval()
-    return torch.cat([sequence_logprobs(model, batch) for batch in batches])

@@ -66,8 +66,8 @@ class Store:
                 raise
             con.execute("COMMIT")
 
-    def upsert(self, table: str, rows: pa.Table, key: str) -> int:
-        """Insert rows, replacing those whose `key` already exists; one transaction."""
+    def upsert(self, table: str, rows: pa.Table) -> int:
+        """Insert rows, replacing those whose primary key already exists; one transaction."""
         if rows.num_rows == 0:
             return 0
         columns = ", ".join(rows.column_names)

@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from prefpipe.models.formatting import TokenBatch, collate, encode_prompt, encode_response
-from prefpipe.models.logprobs import sequence_logprobs, sequence_logprobs_batched, token_logprobs
+from prefpipe.models.logprobs import sequence_logprobs, token_logprobs
 from prefpipe.world.tokenizer import train_tokenizer
 
 PROMPTS = ["What is 3 plus 4?", "How do I make tea?", "Explain why ice floats."]
@@ -88,28 +88,3 @@ def test_extra_right_padding_changes_nothing(model, tokenizer):
     alone = [sequence_logprobs(model, collate(tokenizer, [p], [r], 64))[0]
              for p, r in zip(prompt_ids, response_ids, strict=True)]
     assert_close(sequence_logprobs(model, batch), torch.stack(alone), atol=1e-5, rtol=1e-6)
-
-
-def test_batched_helper_concatenates_in_eval_mode(model, tokenizer):
-    prompt_ids, response_ids = encoded(tokenizer)
-    batches = [collate(tokenizer, prompt_ids[:2], response_ids[:2], 64),
-               collate(tokenizer, prompt_ids[2:], response_ids[2:], 64)]
-    model.train()
-    try:
-        got = sequence_logprobs_batched(model, batches)
-        assert not model.training
-    finally:
-        model.eval()
-    with torch.no_grad():
-        whole = sequence_logprobs(model, collate(tokenizer, prompt_ids, response_ids, 64))
-    assert_close(got, whole, atol=1e-5, rtol=1e-6)
-
-
-def test_token_logprobs_shape_and_values():
-    logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [5.0, 5.0]]])
-    ids = torch.tensor([[0, 1, 0]])
-    got = token_logprobs(logits, ids)
-    assert got.shape == (1, 2)
-    # row 0 -> id 1 under logits [0, 0]; row 1 -> id 0 under logits [2, 0]
-    assert_close(got.double(), torch.tensor([[math.log(0.5), -math.log1p(math.exp(-2.0))]],
-                                            dtype=torch.float64))

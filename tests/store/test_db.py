@@ -41,36 +41,34 @@ def test_creates_file_and_every_table(store):
 
 
 def test_reopening_keeps_data(store):
-    store.upsert("prompts", table(prompt_row("p1")), "prompt_id")
+    store.upsert("prompts", table(prompt_row("p1")))
     again = Store(store.path)
     assert again.count("prompts") == 1
 
 
 def test_upsert_replaces_by_key(store):
-    assert store.upsert("prompts", table(prompt_row("p1", "old"), prompt_row("p2", "two")),
-                        "prompt_id") == 2
-    assert store.upsert("prompts", table(prompt_row("p1", "new"), prompt_row("p3", "three")),
-                        "prompt_id") == 2
+    assert store.upsert("prompts", table(prompt_row("p1", "old"), prompt_row("p2", "two"))) == 2
+    assert store.upsert("prompts", table(prompt_row("p1", "new"), prompt_row("p3", "three"))) == 2
     assert prompts_by_id(store) == {"p1": "new", "p2": "two", "p3": "three"}
 
 
 def test_upsert_of_no_rows_is_a_no_op(store):
     empty = pa.Table.from_pylist([], schema=table(prompt_row("x")).schema)
-    assert store.upsert("prompts", empty, "prompt_id") == 0
+    assert store.upsert("prompts", empty) == 0
     assert store.count("prompts") == 0
 
 
 def test_failed_upsert_writes_nothing_and_loses_nothing(store):
-    store.upsert("prompts", table(prompt_row("p1", "old"), prompt_row("p2", "two")), "prompt_id")
+    store.upsert("prompts", table(prompt_row("p1", "old"), prompt_row("p2", "two")))
     # p1 would be replaced, p9 added, but the last row breaks the split CHECK constraint
     bad = table(prompt_row("p1", "new"), prompt_row("p9", "nine"), prompt_row("p8", split="bogus"))
     with pytest.raises(duckdb.Error):
-        store.upsert("prompts", bad, "prompt_id")
+        store.upsert("prompts", bad)
     assert prompts_by_id(store) == {"p1": "old", "p2": "two"}
 
 
 def test_transaction_that_raises_midway_rolls_back(store):
-    store.upsert("prompts", table(prompt_row("p1", "old")), "prompt_id")
+    store.upsert("prompts", table(prompt_row("p1", "old")))
     with pytest.raises(RuntimeError, match="boom"):
         with store.transaction() as con:
             con.execute("DELETE FROM prompts")
@@ -88,7 +86,7 @@ def test_transaction_commits_on_success(store):
 
 def test_query_with_parameters(store):
     store.upsert("prompts", table(prompt_row("p1", category="math"), prompt_row("p2", category="x"),
-                                  prompt_row("p3", category="math", split="heldout")), "prompt_id")
+                                  prompt_row("p3", category="math", split="heldout")))
     result = store.query("SELECT prompt_id FROM prompts WHERE category = ? AND split = ? "
                          "ORDER BY prompt_id", ["math", "train"])
     assert isinstance(result, pa.Table)
@@ -126,7 +124,7 @@ def test_locked_file_is_retried_then_times_out_or_succeeds(tmp_path):
     path = tmp_path / "locked.duckdb"
     patient = Store(path, lock_timeout_s=20.0)
     impatient = Store(path, lock_timeout_s=0.05)
-    patient.upsert("prompts", table(prompt_row("p1")), "prompt_id")
+    patient.upsert("prompts", table(prompt_row("p1")))
     hold_s = 1.5
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(hold_s)],
                               stdout=subprocess.PIPE, text=True)
