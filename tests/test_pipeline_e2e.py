@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import httpx
 import pytest
 
 from tests.conftest import flow_runs, make_repo, task_runs
@@ -41,6 +42,11 @@ def test_prefect_holds_one_completed_task_run_per_stage(ran_repo, prefect_server
     stage_runs = sorted(t["name"] for t in tasks)
     assert stage_runs == sorted(STAGES)
     assert {t["state_type"] for t in tasks} == {"COMPLETED"}
+    artifacts = httpx.post(f"{prefect_server}/artifacts/filter",
+                           json={"artifacts": {"key": {"any_": ["prefpipe-summary"]}}}).json()
+    mine = [a for a in artifacts if a["flow_run_id"] == completed[-1]["id"]]
+    assert [a["type"] for a in mine] == ["table"]
+    assert "win_rate" in json.dumps(mine[0]["data"])
 
 
 def test_after_a_prefect_run_dvc_has_nothing_to_do(ran_repo):
