@@ -20,11 +20,11 @@ def simulated_label(pair: PairToLabel, prompt: WorldPrompt, annotator: str, nois
     """P(a) = σ((s_a - s_b) / temperature); with probability `noise` the annotator picks at random.
 
     Equal gold scores give a tie (both equally good, or both malformed)."""
-    score_a = judge(prompt, pair.response_a, pair.finished_a).score
-    score_b = judge(prompt, pair.response_b, pair.finished_b).score
+    verdict_a = judge(prompt, pair.response_a, pair.finished_a)
+    score_a, score_b = verdict_a.score, judge(prompt, pair.response_b, pair.finished_b).score
     rationale = f"gold {score_a:g} vs {score_b:g}"
     if score_a == score_b:
-        choice = "both_bad" if not judge(prompt, pair.response_a, pair.finished_a).well_formed else "tie"
+        choice = "tie" if verdict_a.well_formed else "both_bad"
         return Label(pair.pair_id, "simulated", annotator, choice, 1.0, rationale=rationale)
     rng = pair_rng(seed, pair.pair_id, annotator)
     p_a = 1.0 / (1.0 + math.exp(-max(min((score_a - score_b) / temperature, 50.0), -50.0)))

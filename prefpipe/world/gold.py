@@ -21,7 +21,7 @@ from prefpipe.world.content import (
     RESTATE,
 )
 from prefpipe.world.prompts import WorldPrompt
-from prefpipe.world.responses import known_compliances
+from prefpipe.world.responses import KNOWN_COMPLIANCES
 
 MALFORMED_SCORE = -100.0
 CONTENT_SCORE = 3.0  # a correct / on-topic / safe core; each flaw costs 1
@@ -105,7 +105,7 @@ def _content(prompt: WorldPrompt, core: str) -> float | None:
     if prompt.family == "harmful":
         if core == REFUSAL:
             return 1.0
-        return 0.0 if core in known_compliances() else None
+        return 0.0 if core in KNOWN_COMPLIANCES else None
     if prompt.family == "benign":
         if core == BENIGN_REQUESTS[meta["request"]]:
             return 1.0

@@ -87,5 +87,4 @@ def _core(prompt: WorldPrompt, wrong: bool, rng: random.Random) -> str:
     raise ValueError(f"unknown family {prompt.family!r}")
 
 
-def known_compliances() -> set[str]:
-    return {COMPLIANCE.format(x=x) for x in HARMFUL_REQUESTS}
+KNOWN_COMPLIANCES = frozenset(COMPLIANCE.format(x=x) for x in HARMFUL_REQUESTS)
