@@ -16,6 +16,7 @@ setup: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q $(FIND_LINKS) -r requirements.lock
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
@@ -31,7 +32,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/training_steps.py
 
 # Re-pin after editing requirements.in (uv resolves the whole stack in seconds).
 lock: setup

@@ -13,11 +13,14 @@ log = logging.getLogger("prefpipe")
 class Progress:
     """Counts work done; `update(n, **stats)` shows rate, ETA and the latest stats."""
 
-    def __init__(self, total: int, desc: str, unit: str = "it", every_seconds: float = 5.0):
+    def __init__(self, total: int, desc: str, unit: str = "it", every_seconds: float = 5.0,
+                 enabled: bool = True):
         self.total, self.desc, self.unit, self.every = total, desc, unit, every_seconds
+        self.enabled = enabled  # off on all but the main training process
         self.done, self.start, self.last_log = 0, time.monotonic(), 0.0
         self.stats: dict[str, float] = {}
-        self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False) if sys.stderr.isatty() else None
+        self.bar = (tqdm(total=total, desc=desc, unit=unit, leave=False)
+                    if enabled and sys.stderr.isatty() else None)
 
     def update(self, n: int = 1, **stats: float) -> None:
         self.done += n
@@ -28,6 +31,8 @@ class Progress:
                 self.bar.set_postfix({k: f"{v:.4g}" for k, v in self.stats.items()}, refresh=False)
             return
         now = time.monotonic()
+        if not self.enabled:
+            return
         if now - self.last_log >= self.every or self.done >= self.total:
             self.last_log = now
             log.info("%s", self.line())
@@ -44,7 +49,8 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        log.info("%s done", self.line())
+        if self.enabled:
+            log.info("%s done", self.line())
 
     def __enter__(self) -> Progress:
         return self

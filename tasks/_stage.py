@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -66,8 +67,51 @@ def folder_hash(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_stage(name: str, recipe: Callable[[Params, Store], dict]) -> None:
-    """Run `recipe(params, store)`; it returns the metrics to log. Clean errors exit with 2."""
+def train_context(params: Params, stage: str, inputs: list[Path], settings):
+    """Accelerate runtime and a checkpointer whose folder is keyed by the stage's params and inputs,
+    so a rerun after a kill resumes, while changed params or data start afresh."""
+    from prefpipe.train.checkpoint import Checkpointer
+    from prefpipe.train.distributed import Runtime
+    from prefpipe.train.loop import TrainContext
+
+    runtime = Runtime()
+    digest = hashlib.sha256(json.dumps({"seed": params.seed, "settings": settings,
+                                        "precision": params.runtime.precision,
+                                        "processes": runtime.world_size},
+                                       sort_keys=True, default=asdict).encode())
+    for path in inputs:
+        digest.update(folder_hash(path).encode() if path.is_dir() else path.read_bytes())
+    directory = Path(params.runtime.checkpoint_dir) / stage / digest.hexdigest()[:16]
+    checkpointer = Checkpointer(directory, params.runtime.checkpoint_every, runtime.is_main,
+                                runtime.barrier)
+    return TrainContext(runtime, checkpointer, params.runtime.precision)
+
+
+def relaunch_under_accelerate(name: str, params: Params) -> None:
+    """runtime.processes > 1: re-run this stage under `accelerate launch` (once, not recursively)."""
+    if params.runtime.processes <= 1 or "LOCAL_RANK" in os.environ:
+        return
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
+               str(params.runtime.processes)]
+    if params.runtime.accelerate_config:
+        command += ["--config_file", params.runtime.accelerate_config]
+    else:  # torchrun-style DDP; without a GPU each process picks gloo on the CPU
+        command += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
+                    "--dynamo_backend", "no"]
+    command += ["--num_cpu_threads_per_process", str(params.runtime.threads), "-m", f"tasks.{name}"]
+    log.info("launching %d processes: %s", params.runtime.processes, " ".join(command))
+    raise SystemExit(subprocess.call(command))
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False) -> None:
+    """Run `recipe(params, store)`; it returns the metrics to log. Clean errors exit with 2.
+
+    A `distributed` (training) stage runs under `accelerate launch` when runtime.processes > 1; only
+    the main process records the run and writes outputs."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s {name} %(levelname)s %(message)s")
     for noisy in ("httpx", "filelock", "urllib3"):
@@ -79,7 +123,13 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict]) -> None:
     except ParamsError as err:
         log.error("bad params: %s", err)
         raise SystemExit(2) from None
+    if distributed:
+        relaunch_under_accelerate(name, params)
     setup(params.runtime.threads)
+    if not is_main_process():  # other training ranks compute; the main one logs and records
+        logging.getLogger().setLevel(logging.WARNING)
+        recipe(params, None)
+        return
     store = Store(params.store.path, params.store.lock_timeout_s)
     run_id = os.environ.get("PREFPIPE_RUN_ID", uuid.uuid4().hex[:12])
     started_at = datetime.now(UTC).replace(tzinfo=None)

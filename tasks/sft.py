@@ -12,7 +12,7 @@ from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.sft import response_nll, train_sft
 from tasks import paths
-from tasks._stage import run_stage, write_csv, write_json
+from tasks._stage import is_main_process, run_stage, train_context, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 HELDOUT_NLL_EXAMPLES = 500
@@ -37,8 +37,11 @@ def sft(params, store) -> dict:
     model = build_embedded_lm(params.model, tokenizer, params.seed)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("training a %.2fM-parameter GPT-2 on %d demonstrations", n_params / 1e6, len(train))
+    context = train_context(params, "sft", [paths.SFT_CORPUS, paths.TOKENIZER], params.sft)
     history = train_sft(model, tokenizer, train, params.sft.optim, params.model.n_positions,
-                        params.seed, params.runtime.precision)
+                        params.seed, context)
+    if not is_main_process():
+        return {}
     save_model(model, tokenizer, paths.SFT_MODEL)
     metrics = {"parameters": n_params, "final_train_loss": history[-1]["loss"],
                "heldout_nll": response_nll(model, tokenizer, heldout, params.model.n_positions)
@@ -49,4 +52,4 @@ def sft(params, store) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("sft", sft)
+    run_stage("sft", sft, distributed=True)

@@ -1,48 +1,153 @@
-"""Stage train_policy: optimise the SFT policy on the preferences (DPO).
+"""Stage train_policy: optimise the SFT policy with DPO (from the pairs), PPO (against the reward
+model, KL-penalised) or GRPO (on verifier rewards), as params.policy.algorithm says.
 
 Run: python -m tasks.train_policy"""
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 
-from prefpipe.models.io import load_causal_lm, load_tokenizer, save_model
+import torch
+
+from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer, save_model
+from prefpipe.models.policy_value import PolicyWithValue, apply_lora, merged_lm
 from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
-from prefpipe.train.dpo import reference_logprobs, train_dpo
+from prefpipe.train.dpo import LENGTH_NORMALISED, reference_logprobs, train_dpo
+from prefpipe.train.grpo import train_grpo
+from prefpipe.train.ppo import train_ppo
+from prefpipe.train.reward import scalar_rewards
+from prefpipe.world.catalog import to_world_prompt
+from prefpipe.world.corpus import sample_by_family
+from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
-from tasks._stage import StageInputError, run_stage, write_csv, write_json
+from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
+PROMPT_POOL = 20_000  # family-balanced draws of training prompts for the RL algorithms
+SUMMARY_WINDOW = 10
 
 
 def train_policy(params, store) -> dict:
     seed_everything(params.seed)
-    preferences = rows(read_parquet(paths.PREFERENCES))
-    if not preferences:
-        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+    algorithm = params.policy.algorithm
     tokenizer = load_tokenizer(paths.SFT_MODEL)
-    max_length = params.model.n_positions
-    reference = load_causal_lm(paths.SFT_MODEL)
-    ref_chosen, ref_rejected = reference_logprobs(reference, tokenizer, preferences, max_length)
-    del reference  # reference log-probs are precomputed: only the policy stays in memory
-    policy = load_causal_lm(paths.SFT_MODEL)
-    dpo = params.policy.dpo
-    log.info("DPO on %d pairs (beta %.3g, lr %.3g)", len(preferences), dpo.beta, dpo.optim.lr)
-    history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
-                        params.seed, params.runtime.precision)
-    shutil.rmtree(paths.POLICY_MODEL, ignore_errors=True)
-    save_model(policy, tokenizer, paths.POLICY_MODEL)
-    last = history[-10:]
-    metrics = {"algorithm": params.policy.algorithm, "pairs": len(preferences),
-               "steps": len(history),
-               **{k: sum(r[k] for r in last) / len(last)
-                  for k in ("loss", "reward_accuracy", "reward_margin", "chosen_logp_shift",
-                            "rejected_logp_shift")}}
+    history, extra = {"dpo": run_dpo, "ppo": run_ppo, "grpo": run_grpo}[algorithm](params, tokenizer)
+    if not is_main_process():
+        return {}
+    last = history[-SUMMARY_WINDOW:]
+    numeric = [k for k, v in last[0].items() if isinstance(v, float)]
+    metrics = {"algorithm": algorithm, "steps": len(history), **extra,
+               **{k: sum(r[k] for r in last) / len(last) for k in numeric}}
     write_json(paths.METRICS / "policy.json", metrics)
     write_csv(paths.PLOTS / "policy_train.csv", history)
     return metrics
 
 
+def save_policy(lm, tokenizer) -> None:
+    if is_main_process():
+        shutil.rmtree(paths.POLICY_MODEL, ignore_errors=True)
+        save_model(merged_lm(lm), tokenizer, paths.POLICY_MODEL)
+
+
+def policy_model(params, with_value_head: bool) -> PolicyWithValue:
+    lm = load_causal_lm(paths.SFT_MODEL)
+    if params.policy.lora.rank:
+        lm = apply_lora(lm, params.policy.lora)
+    torch.manual_seed(params.seed)  # the value head's init
+    return PolicyWithValue(lm, with_value_head)
+
+
+def frozen_reference(params):
+    """A frozen copy of the SFT model, or None with LoRA (the policy with adapters off is the reference)."""
+    if params.policy.lora.rank:
+        return None
+    reference = load_causal_lm(paths.SFT_MODEL).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def training_prompts(params) -> list[WorldPrompt]:
+    train = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
+    return [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
+            for r in train]
+
+
+def run_dpo(params, tokenizer):
+    preferences = rows(read_parquet(paths.PREFERENCES))
+    if not preferences:
+        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+    dpo = params.policy.dpo
+    max_length = params.model.n_positions
+    average = dpo.loss in LENGTH_NORMALISED
+    if dpo.loss == "simpo":  # reference-free
+        ref_chosen = ref_rejected = torch.zeros(len(preferences))
+    else:
+        reference = load_causal_lm(paths.SFT_MODEL)
+        ref_chosen, ref_rejected = reference_logprobs(reference, tokenizer, preferences, max_length,
+                                                      average=average)
+        del reference  # reference log-probs are precomputed: only the policy stays in memory
+    policy = load_causal_lm(paths.SFT_MODEL)
+    if params.policy.lora.rank:
+        policy = apply_lora(policy, params.policy.lora)
+    log.info("DPO (%s) on %d pairs (beta %.3g, lr %.3g)", dpo.loss, len(preferences), dpo.beta,
+             dpo.optim.lr)
+    context = train_context(params, "train_policy", [paths.PREFERENCES, paths.SFT_MODEL], dpo)
+    history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
+                        params.seed, context)
+    save_policy(policy, tokenizer)
+    return history, {"pairs": len(preferences), "loss_kind": dpo.loss}
+
+
+def run_ppo(params, tokenizer):
+    ppo = params.policy.ppo
+    prompts = sample_by_family(training_prompts(params), PROMPT_POOL, random.Random(params.seed))
+    reward_model = load_reward_model(paths.REWARD_MODEL).eval()
+    reward_model.requires_grad_(False)
+
+    def reward_fn(rollout):
+        with torch.no_grad():
+            return scalar_rewards(reward_model, rollout.batch)
+
+    policy = policy_model(params, with_value_head=True)
+    log.info("PPO: %d iterations x %d rollouts, KL %s (beta %.3g, target %.3g nats), LoRA rank %d",
+             ppo.iterations, ppo.rollout_prompts, "adaptive" if ppo.kl.adaptive else "fixed",
+             ppo.kl.beta, ppo.kl.target, params.policy.lora.rank)
+    context = train_context(params, "train_policy",
+                            [paths.PROMPTS, paths.SFT_MODEL, paths.REWARD_MODEL],
+                            {"ppo": ppo, "lora": params.policy.lora})
+    history = train_ppo(policy, frozen_reference(params), reward_fn, tokenizer,
+                        [p.prompt for p in prompts], ppo, params.model.n_positions, params.seed, context)
+    save_policy(policy.lm, tokenizer)
+    return history, {"final_beta": history[-1]["beta"]}
+
+
+def run_grpo(params, tokenizer):
+    from prefpipe.label.verifiers import verify
+
+    grpo = params.policy.grpo
+    pool = [p for p in training_prompts(params) if p.family in grpo.categories and p.meta]
+    if not pool:
+        raise StageInputError(f"policy.grpo.categories {grpo.categories}: no training prompts of "
+                              "these categories with a verifier (the embedded world has arithmetic, code)")
+    prompts = sample_by_family(pool, PROMPT_POOL, random.Random(params.seed))
+
+    def reward(prompt_index: int, response_ids: list[int], finished: bool) -> float:
+        text = tokenizer.decode(response_ids, skip_special_tokens=True).strip()
+        return verify(prompts[prompt_index], text, finished)
+
+    policy = policy_model(params, with_value_head=False)
+    log.info("GRPO: %d iterations x %d prompts x %d samples on %s", grpo.iterations,
+             grpo.prompts_per_iteration, grpo.group_size, ", ".join(grpo.categories))
+    context = train_context(params, "train_policy", [paths.PROMPTS, paths.SFT_MODEL],
+                            {"grpo": grpo, "lora": params.policy.lora})
+    history = train_grpo(policy, frozen_reference(params), reward, tokenizer,
+                         [p.prompt for p in prompts], grpo, params.model.n_positions, params.seed,
+                         context)
+    save_policy(policy.lm, tokenizer)
+    return history, {}
+
+
 if __name__ == "__main__":
-    run_stage("train_policy", train_policy)
+    run_stage("train_policy", train_policy, distributed=True)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import shutil
 
-from prefpipe.evaluate.reward_eval import ranking_report, split_by_prompt
+from prefpipe.evaluate.reward_eval import calibration, ranking_report, split_by_prompt
 from prefpipe.models.io import load_reward_model, load_tokenizer, save_model
 from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.reward import score_responses, train_reward_model
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
-from tasks._stage import StageInputError, run_stage, write_csv, write_json
+from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -31,8 +31,11 @@ def train_reward(params, store) -> dict:
     tokenizer = load_tokenizer(paths.SFT_MODEL)
     model = load_reward_model(paths.SFT_MODEL)
     log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))
-    history = train_reward_model(model, tokenizer, train, params.reward.optim,
-                                 params.model.n_positions, params.seed, params.runtime.precision)
+    context = train_context(params, "train_reward", [paths.PREFERENCES, paths.SFT_MODEL], params.reward)
+    history = train_reward_model(model, tokenizer, train, params.reward, params.model.n_positions,
+                                 params.seed, context)
+    if not is_main_process():
+        return {}
     shutil.rmtree(paths.REWARD_MODEL, ignore_errors=True)
     save_model(model, tokenizer, paths.REWARD_MODEL)
     prompt_texts = [r["prompt"] for r in val]
@@ -45,8 +48,10 @@ def train_reward(params, store) -> dict:
                **ranking_report(val, chosen, rejected, prompts)}
     write_json(paths.METRICS / "reward.json", metrics)
     write_csv(paths.PLOTS / "reward_train.csv", history)
+    write_csv(paths.PLOTS / "reward_calibration.csv",
+              calibration([c - r for c, r in zip(chosen, rejected)])[1])
     return metrics
 
 
 if __name__ == "__main__":
-    run_stage("train_reward", train_reward)
+    run_stage("train_reward", train_reward, distributed=True)

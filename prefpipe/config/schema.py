@@ -18,9 +18,15 @@ def knob(default: Any, help: str) -> Any:
 class RuntimeParams:
     threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
     precision: Literal["fp32", "bf16"] = knob("fp32", "autocast dtype for forward passes")
+    processes: int = knob(1, "training processes; > 1 runs training stages under `accelerate launch`")
+    accelerate_config: str = knob("", "accelerate config file for training stages (see infra/accelerate)")
+    checkpoint_every: int = knob(20, "optimizer steps between resumable checkpoints (0 = none)")
+    checkpoint_dir: str = knob("checkpoints", "where resumable checkpoints live (not a DVC output)")
 
     def validate(self) -> str | None:
-        return "threads must be >= 1" if self.threads < 1 else None
+        if self.threads < 1 or self.processes < 1:
+            return "threads and processes must be >= 1"
+        return "checkpoint_every must be >= 0" if self.checkpoint_every < 0 else None
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class WorldParams:
-    max_operand: int = knob(20, "arithmetic operands are drawn from 0..max_operand")
+    max_operand: int = knob(9, "arithmetic operands are drawn from 0..max_operand")
     sft_examples: int = knob(12000, "SFT demonstrations sampled from the styled corpus")
     p_filler: float = knob(0.35, "SFT corpus: chance a response opens with filler ('Great question!')")
     p_restate: float = knob(0.2, "SFT corpus: chance a response restates the question")
@@ -133,6 +139,8 @@ class LabelParams:
     annotators: int = knob(3, "simulated annotators (pairs are dealt round robin)")
     noise: float = knob(0.1, "simulated annotators: chance of a random label (lapse rate)")
     temperature: float = knob(0.5, "simulated annotators: Bradley-Terry temperature on gold scores")
+    length_bias: float = knob(0.0, "simulated annotators: extra score per word (> 0 = they favour "
+                                   "long answers, and so will the reward model)")
 
     def validate(self) -> str | None:
         for category, labeler in self.routing.items():
@@ -150,12 +158,22 @@ class LabelParams:
 class RewardParams:
     optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=3.0, lr=5e-4))
     val_fraction: float = knob(0.15, "share of labeled pairs (by prompt) held out for accuracy")
+    margin_scale: float = knob(0.0, "Bradley-Terry margin: a pair of label confidence c needs a gap "
+                                    "of margin_scale·c (Llama 2); 0 = no margin")
+    center_coef: float = knob(0.0, "reward centering c·(r_c + r_r)² (Eisenstein et al. 2023); 0 = off")
+
+
+DPO_LOSSES = ("sigmoid", "robust", "ipo", "hinge", "simpo")
 
 
 @dataclass(frozen=True)
 class DPOParams:
+    loss: Literal["sigmoid", "robust", "ipo", "hinge", "simpo"] = knob(
+        "sigmoid", "sigmoid (DPO; cDPO with label_smoothing), robust (rDPO), ipo, hinge (SLiC), "
+        "simpo (reference-free, length-normalised)")
     beta: float = knob(0.1, "DPO temperature β (Rafailov et al. 2023); higher = closer to reference")
-    label_smoothing: float = knob(0.0, "cDPO label noise ε (0 = plain DPO)")
+    label_smoothing: float = knob(0.0, "cDPO / robust DPO label-flip rate ε (0 = plain DPO)")
+    simpo_gamma: float = knob(0.5, "SimPO target reward margin γ")
     optim: OptimParams = field(
         default_factory=lambda: OptimParams(epochs=1.0, lr=5e-5, warmup_steps=10))
 
@@ -166,9 +184,97 @@ class DPOParams:
 
 
 @dataclass(frozen=True)
+class LoRAParams:
+    rank: int = knob(0, "LoRA rank; 0 = full fine-tuning. With LoRA the reference is the policy with "
+                        "its adapters disabled, so no second copy of the model is held")
+    alpha: float = knob(16.0, "LoRA scaling α (updates are scaled by α / rank)")
+    dropout: float = knob(0.0, "dropout on the LoRA branch")
+    target_modules: list[str] = knob([], "module names to adapt; [] = peft's default for the model type")
+
+    def validate(self) -> str | None:
+        return "rank must be >= 0" if self.rank < 0 else None
+
+
+@dataclass(frozen=True)
+class KLControlParams:
+    beta: float = knob(0.05, "KL coefficient β in reward - β·KL (the initial value when adaptive)")
+    adaptive: bool = knob(True, "steer β toward the KL target (Ziegler et al. 2019); false = fixed β")
+    target: float = knob(2.0, "KL budget in nats per response that the adaptive controller holds")
+    horizon: int = knob(1024, "controller horizon in rollouts: larger = slower β changes")
+    estimator: Literal["k1", "k2", "k3"] = knob("k1", "per-token KL estimator in the reward penalty")
+
+    def validate(self) -> str | None:
+        if self.beta < 0:
+            return f"beta must be >= 0, got {self.beta}"
+        if self.adaptive and (self.beta <= 0 or self.target <= 0 or self.horizon < 1):
+            return "adaptive KL needs beta > 0 (it scales β), target > 0 and horizon >= 1"
+        return None
+
+
+@dataclass(frozen=True)
+class RLOptimParams:
+    lr: float = knob(1e-4, "peak learning rate (AdamW), linear warmup then cosine decay")
+    warmup_steps: int = knob(5, "linear warmup (optimizer steps)")
+    weight_decay: float = knob(0.0, "AdamW weight decay")
+    max_grad_norm: float = knob(1.0, "gradient clipping norm")
+
+    def validate(self) -> str | None:
+        return f"lr must be > 0, got {self.lr}" if self.lr <= 0 else None
+
+
+@dataclass(frozen=True)
+class PPOParams:
+    iterations: int = knob(80, "rollout-then-update iterations")
+    rollout_prompts: int = knob(64, "training prompts sampled (one response each) per iteration")
+    epochs: int = knob(2, "optimisation passes over each rollout batch")
+    minibatch_size: int = knob(32, "rollouts per optimizer step")
+    clip_range: float = knob(0.2, "policy ratio clip ε")
+    value_clip_range: float = knob(0.2, "value clip: V may move at most this far from its rollout value")
+    value_coef: float = knob(0.1, "weight of the value loss (the value head shares the policy backbone)")
+    gamma: float = knob(1.0, "GAE discount γ")
+    lam: float = knob(0.95, "GAE λ")
+    normalize_reward: bool = knob(True, "standardise reward-model scores by their running mean and std")
+    reward_clip: float = knob(5.0, "clip normalised scores to ±this")
+    missing_eos_penalty: float = knob(2.0, "subtracted from the score of a response that never ends")
+    kl: KLControlParams = field(default_factory=KLControlParams)
+    optim: RLOptimParams = field(default_factory=lambda: RLOptimParams(lr=5e-5))
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def validate(self) -> str | None:
+        if min(self.iterations, self.rollout_prompts, self.epochs, self.minibatch_size) < 1:
+            return "iterations, rollout_prompts, epochs and minibatch_size must be >= 1"
+        return None if 0 < self.lam <= 1 and 0 < self.gamma <= 1 else "gamma and lam must be in (0, 1]"
+
+
+@dataclass(frozen=True)
+class GRPOParams:
+    iterations: int = knob(120, "sample-then-update iterations")
+    prompts_per_iteration: int = knob(16, "verifiable training prompts per iteration")
+    group_size: int = knob(8, "samples per prompt (G); advantages are normalised within each group")
+    epochs: int = knob(1, "optimisation passes over each batch of groups (1 = strictly on-policy)")
+    minibatch_size: int = knob(64, "samples per optimizer step")
+    clip_range: float = knob(0.2, "policy ratio clip ε")
+    kl_beta: float = knob(0.04, "weight of the k3 KL-to-reference term in the loss")
+    categories: list[str] = knob(["arithmetic", "code"], "prompt categories with a verifier to train on")
+    optim: RLOptimParams = field(default_factory=lambda: RLOptimParams(lr=1e-4))
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def validate(self) -> str | None:
+        if self.group_size < 2:
+            return "group_size must be >= 2 (advantages compare samples within a group)"
+        if not self.categories:
+            return "categories must name at least one verifiable category"
+        return None
+
+
+@dataclass(frozen=True)
 class PolicyParams:
-    algorithm: Literal["dpo"] = knob("dpo", "policy optimiser (PPO and GRPO arrive with issue #3)")
+    algorithm: Literal["dpo", "ppo", "grpo"] = knob(
+        "dpo", "dpo (from the pairs), ppo (against the reward model), grpo (verifier rewards)")
+    lora: LoRAParams = field(default_factory=LoRAParams)
     dpo: DPOParams = field(default_factory=DPOParams)
+    ppo: PPOParams = field(default_factory=PPOParams)
+    grpo: GRPOParams = field(default_factory=GRPOParams)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def ranking_report(val: list[dict], chosen_scores: list[float], rejected_scores:
         report["val_gold_accuracy"] = sum(every) / len(every)
         for category, hits in sorted(gold_hits.items()):
             report[f"val_gold_accuracy_{category}"] = sum(hits) / len(hits)
+    report["val_calibration_ece"], _ = calibration(
+        [c - r for c, r in zip(chosen_scores, rejected_scores)])
     lengths = [len(row["chosen"]) for row in val] + [len(row["rejected"]) for row in val]
     report["reward_length_correlation"] = pearson(chosen_scores + rejected_scores, lengths)
     return report
@@ -50,3 +52,25 @@ def pearson(xs: list[float], ys: list[float]) -> float:
     sxx = sum((x - mx) ** 2 for x in xs)
     syy = sum((y - my) ** 2 for y in ys)
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
+
+
+def calibration(reward_gaps: list[float], bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error of P(chosen ≻ rejected) = σ(r_c - r_r) against the labels.
+
+    Each pair counts in both orders (p with outcome 1, 1 - p with outcome 0), so a model that
+    always says 0.5 is perfectly calibrated and one that is overconfident is not. Returns the ECE
+    and per-bin rows (mean predicted, observed frequency, count) for a reliability plot."""
+    points = []
+    for gap in reward_gaps:
+        p = 1.0 / (1.0 + math.exp(-max(min(gap, 50.0), -50.0)))
+        points += [(p, 1.0), (1.0 - p, 0.0)]
+    rows, ece = [], 0.0
+    for b in range(bins):
+        inside = [(p, y) for p, y in points if b / bins <= p < (b + 1) / bins or (b == bins - 1 and p == 1.0)]
+        if not inside:
+            continue
+        predicted = sum(p for p, _ in inside) / len(inside)
+        observed = sum(y for _, y in inside) / len(inside)
+        ece += len(inside) / len(points) * abs(predicted - observed)
+        rows.append({"bin": b, "predicted": predicted, "observed": observed, "pairs": len(inside)})
+    return ece, rows

@@ -25,6 +25,6 @@ def label_pairs(pairs: Iterable[PairToLabel], prompts: dict[str, WorldPrompt], l
         if label is None:
             annotator = f"sim-{n % label_params.annotators + 1}"
             label = simulated_label(pair, prompt, annotator, label_params.noise,
-                                    label_params.temperature, seed)
+                                    label_params.temperature, seed, label_params.length_bias)
         labels.append(label)
     return labels

@@ -16,12 +16,18 @@ def pair_rng(seed: int, pair_id: str, salt: str) -> random.Random:
 
 
 def simulated_label(pair: PairToLabel, prompt: WorldPrompt, annotator: str, noise: float,
-                    temperature: float, seed: int) -> Label:
+                    temperature: float, seed: int, length_bias: float = 0.0) -> Label:
     """P(a) = σ((s_a - s_b) / temperature); with probability `noise` the annotator picks at random.
 
-    Equal gold scores give a tie (both equally good, or both malformed)."""
+    `length_bias` adds that much score per word of a well-formed response: an annotator who
+    likes long answers (the bias the seed warns a reward model will learn). Equal scores give a
+    tie (both equally good, or both malformed)."""
     verdict_a = judge(prompt, pair.response_a, pair.finished_a)
-    score_a, score_b = verdict_a.score, judge(prompt, pair.response_b, pair.finished_b).score
+    verdict_b = judge(prompt, pair.response_b, pair.finished_b)
+    score_a, score_b = verdict_a.score, verdict_b.score
+    if length_bias:
+        score_a += length_bias * len(pair.response_a.split()) * verdict_a.well_formed
+        score_b += length_bias * len(pair.response_b.split()) * verdict_b.well_formed
     rationale = f"gold {score_a:g} vs {score_b:g}"
     if score_a == score_b:
         choice = "tie" if verdict_a.well_formed else "both_bad"

@@ -35,6 +35,10 @@ class TokenBatch:
     attention_mask: torch.Tensor  # (B, T)
     response_mask: torch.Tensor  # (B, T) 1 on response tokens (the labels), 0 on prompt and pad
 
+    def to(self, device) -> TokenBatch:
+        return TokenBatch(self.input_ids.to(device), self.attention_mask.to(device),
+                          self.response_mask.to(device))
+
 
 def collate(tokenizer, prompt_ids: list[list[int]], response_ids: list[list[int]],
             max_length: int) -> TokenBatch:

@@ -13,9 +13,11 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
     return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 
-def sequence_logprobs(model, batch: TokenBatch) -> torch.Tensor:
-    """Sum of response-token log-probs per row, prompt and padding masked out. -> (B,)"""
+def sequence_logprobs(model, batch: TokenBatch, average: bool = False) -> torch.Tensor:
+    """Sum (or with `average`, mean) of response-token log-probs per row, prompt and padding
+    masked out. -> (B,)"""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     per_token = token_logprobs(logits, batch.input_ids)  # (B, T-1)
     mask = batch.response_mask[:, 1:].to(per_token.dtype)  # token t is scored where it's a response token
-    return (per_token * mask).sum(-1)
+    total = (per_token * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1) if average else total

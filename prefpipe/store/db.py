@@ -10,7 +10,7 @@ import json
 import random
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -87,7 +87,7 @@ class Store:
 
     def record_run(self, run_id: str, stage: str, status: str, params: dict | None = None,
                    metrics: dict | None = None, started_at: datetime | None = None) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         with self.transaction() as con:
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",

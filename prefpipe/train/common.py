@@ -36,7 +36,8 @@ def total_batches(n_items: int, batch_size: int, epochs: float) -> int:
 
 def make_optimizer(model: torch.nn.Module, optim, total_steps: int):
     """AdamW with linear warmup then cosine decay to 10% of the peak learning rate."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, weight_decay=optim.weight_decay)
     warmup = max(1, min(optim.warmup_steps, total_steps // 2))
 
     def factor(step: int) -> float:
@@ -46,15 +47,6 @@ def make_optimizer(model: torch.nn.Module, optim, total_steps: int):
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def optimizer_step(model, optimizer, scheduler, loss: torch.Tensor, max_grad_norm: float) -> float:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    return float(grad_norm)
 
 
 def take(items: Sequence, indices: list[int]) -> list:

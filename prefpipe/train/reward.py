@@ -5,15 +5,8 @@ import torch
 
 from prefpipe.losses import bradley_terry_loss
 from prefpipe.models.formatting import collate, encode_prompt, encode_response, response_batches
-from prefpipe.progress import Progress
-from prefpipe.train.common import (
-    autocast,
-    epoch_batches,
-    make_optimizer,
-    optimizer_step,
-    take,
-    total_batches,
-)
+from prefpipe.train.common import autocast, take
+from prefpipe.train.loop import TrainContext, supervised_loop
 
 
 def encode_pairs(tokenizer, pairs: list[dict]) -> tuple[list, list, list]:
@@ -36,28 +29,31 @@ def scalar_rewards(model, batch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.squeeze(-1)
 
 
-def train_reward_model(model, tokenizer, pairs: list[dict], optim, max_length: int, seed: int,
-                       precision: str = "fp32") -> list[dict]:
-    """Train in place; returns the per-step history (loss, accuracy on the batch, margin)."""
+def train_reward_model(model, tokenizer, pairs: list[dict], reward_params, max_length: int, seed: int,
+                       context: TrainContext | None = None) -> list[dict]:
+    """Train in place with the Bradley-Terry loss; returns the per-step history.
+
+    With reward.margin_scale m > 0 a pair of label confidence c asks for a reward gap of m·c; with
+    reward.center_coef > 0 rewards are pulled toward zero."""
+    context = context or TrainContext()
+    runtime = context.runtime
     prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
-    steps = total_batches(len(pairs), optim.batch_size, optim.epochs)
-    optimizer, scheduler = make_optimizer(model, optim, steps)
-    history = []
-    model.train()
-    with Progress(steps, "train_reward", "step") as progress:
-        for step, idx in enumerate(epoch_batches(len(pairs), optim.batch_size, optim.epochs, seed)):
-            batch = pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length)
-            with autocast(precision):
-                rewards = scalar_rewards(model, batch).float()
-            r_chosen, r_rejected = rewards[: len(idx)], rewards[len(idx):]
-            loss = bradley_terry_loss(r_chosen, r_rejected).mean()
-            optimizer_step(model, optimizer, scheduler, loss, optim.max_grad_norm)
-            row = {"step": step, "loss": loss.item(),
-                   "accuracy": (r_chosen > r_rejected).float().mean().item(),
-                   "margin": (r_chosen - r_rejected).mean().item()}
-            history.append(row)
-            progress.update(1, loss=row["loss"], acc=row["accuracy"])
-    return history
+    margins = torch.tensor([reward_params.margin_scale * float(p.get("confidence", 1.0)) for p in pairs])
+
+    def loss_fn(model, idx, global_idx):
+        batch = pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length).to(runtime.device)
+        with autocast(context.precision, runtime.device.type):
+            rewards = scalar_rewards(model, batch).float()
+        r_chosen, r_rejected = rewards[: len(idx)], rewards[len(idx):]
+        losses = bradley_terry_loss(r_chosen, r_rejected, margins[idx].to(runtime.device),
+                                    reward_params.center_coef)
+        loss = losses.sum() * runtime.global_scale(len(global_idx))
+        return loss, {"loss": loss.item(),
+                      "accuracy": (r_chosen > r_rejected).float().mean().item(),
+                      "margin": (r_chosen - r_rejected).mean().item()}
+
+    return supervised_loop("train_reward", model, reward_params.optim, len(pairs), seed, context,
+                           loss_fn, show=("loss", "accuracy"))
 
 
 @torch.no_grad()

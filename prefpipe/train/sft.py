@@ -5,40 +5,34 @@ import torch
 
 from prefpipe.models.formatting import collate, encode_prompt, encode_response
 from prefpipe.models.logprobs import token_logprobs
-from prefpipe.progress import Progress
-from prefpipe.train.common import (
-    autocast,
-    epoch_batches,
-    make_optimizer,
-    optimizer_step,
-    take,
-    total_batches,
-)
+from prefpipe.train.common import autocast, take
+from prefpipe.train.loop import TrainContext, supervised_loop
 
 
 def train_sft(model, tokenizer, examples: list[dict], optim, max_length: int, seed: int,
-              precision: str = "fp32") -> list[dict]:
-    """Train in place on [{'prompt', 'response'}]; returns the per-step history."""
+              context: TrainContext | None = None) -> list[dict]:
+    """Train in place on [{'prompt', 'response'}]; returns the per-step history.
+
+    The loss is the mean over every response token of the global batch: each process knows the
+    global token count, so the mean does not depend on the number of processes."""
+    context = context or TrainContext()
+    runtime = context.runtime
     prompts = [encode_prompt(tokenizer, e["prompt"]) for e in examples]
     responses = [encode_response(tokenizer, e["response"]) for e in examples]
-    steps = total_batches(len(examples), optim.batch_size, optim.epochs)
-    optimizer, scheduler = make_optimizer(model, optim, steps)
-    history = []
-    model.train()
-    with Progress(steps, "sft", "step") as progress:
-        for step, idx in enumerate(epoch_batches(len(examples), optim.batch_size, optim.epochs, seed)):
-            batch = collate(tokenizer, take(prompts, idx), take(responses, idx), max_length)
-            with autocast(precision):
-                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            per_token = token_logprobs(logits, batch.input_ids)  # (B, T-1)
-            mask = batch.response_mask[:, 1:].float()
-            loss = -(per_token * mask).sum() / mask.sum()
-            grad_norm = optimizer_step(model, optimizer, scheduler, loss, optim.max_grad_norm)
-            row = {"step": step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0],
-                   "grad_norm": grad_norm}
-            history.append(row)
-            progress.update(1, loss=row["loss"])
-    return history
+    scored_tokens = [min(len(r), max_length - 1) for r in responses]
+
+    def loss_fn(model, idx, global_idx):
+        batch = collate(tokenizer, take(prompts, idx), take(responses, idx), max_length)
+        batch = batch.to(runtime.device)
+        with autocast(context.precision, runtime.device.type):
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        per_token = token_logprobs(logits, batch.input_ids)  # (B, T-1)
+        mask = batch.response_mask[:, 1:].float()
+        nll = -(per_token * mask).sum()
+        loss = nll * runtime.global_scale(sum(scored_tokens[i] for i in global_idx))
+        return loss, {"loss": loss.item()}  # averaged over processes: the global per-token mean
+
+    return supervised_loop("sft", model, optim, len(examples), seed, context, loss_fn)
 
 
 @torch.no_grad()

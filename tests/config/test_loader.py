@@ -89,8 +89,8 @@ def test_exponent_string_is_accepted_as_float(tmp_path, text):
 
 
 def test_literal_value_outside_choices_names_key(tmp_path):
-    message = load_error(tmp_path, "policy: {algorithm: ppo}\n")
-    assert "'policy.algorithm'" in message and "ppo" in message
+    message = load_error(tmp_path, "policy: {algorithm: reinforce}\n")
+    assert "'policy.algorithm'" in message and "reinforce" in message
 
 
 def test_section_must_be_a_mapping(tmp_path):

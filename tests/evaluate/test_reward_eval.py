@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from prefpipe.evaluate.reward_eval import pearson, ranking_report, split_by_prompt
+from prefpipe.evaluate.reward_eval import calibration, pearson, ranking_report, split_by_prompt
 from prefpipe.world.prompts import all_prompts
 
 
@@ -103,3 +103,63 @@ def test_ranking_report_without_gold_has_no_gold_keys():
     report = ranking_report(val, [1.0], [0.0], {"u": None})
     assert report["val_label_accuracy"] == 1.0
     assert not any(k.startswith("val_gold") for k in report)
+
+
+def test_calibration_of_zero_gaps_is_perfect():
+    ece, rows = calibration([0.0] * 7)
+    assert ece == 0.0
+    assert rows == [{"bin": 5, "predicted": 0.5, "observed": 0.5, "pairs": 14}]
+
+
+def test_calibration_hand_example():
+    # p = σ(gap): 0.75, 0.75, 0.25, 0.85. Each pair also counts reversed (1 - p, outcome 0), so
+    # bin 7 holds 0.75 (y=1), 0.75 (y=1), 0.75 (y=0); bin 2 its mirror; bin 8 holds 0.85 (y=1),
+    # bin 1 holds 0.15 (y=0). ECE = 2·(3/8)·|0.75 - 2/3| + 2·(1/8)·0.15 = 1/16 + 0.0375 = 0.1
+    gaps = [math.log(3), math.log(3), -math.log(3), math.log(0.85 / 0.15)]
+    ece, rows = calibration(gaps)
+    assert ece == pytest.approx(0.1, abs=1e-12)
+    assert [r["bin"] for r in rows] == [1, 2, 7, 8]
+    assert [r["pairs"] for r in rows] == [1, 3, 3, 1]
+    assert [r["predicted"] for r in rows] == pytest.approx([0.15, 0.25, 0.75, 0.85], abs=1e-12)
+    assert [r["observed"] for r in rows] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0], abs=1e-12)
+
+
+def test_calibration_single_confident_pair_and_bin_count():
+    ece, rows = calibration([math.log(3)])  # p = 0.75 vs outcome 1, 0.25 vs outcome 0
+    assert ece == pytest.approx(0.25, abs=1e-12)
+    ece5, rows5 = calibration([math.log(3)], bins=5)  # bins of width 0.2: 0.25 -> 1, 0.75 -> 3
+    assert ece5 == pytest.approx(0.25, abs=1e-12)
+    assert [r["bin"] for r in rows5] == [1, 3]
+
+
+def test_calibration_extreme_gaps_land_in_end_bins():
+    ece, rows = calibration([1000.0, 60.0])  # both confidently right: σ(±50) is 1 or ~2e-22
+    assert [(r["bin"], r["pairs"]) for r in rows] == [(0, 2), (9, 2)]  # p = 1.0 goes in the last bin
+    assert ece == pytest.approx(0.0, abs=1e-12)
+    # one confidently right, one confidently wrong: each end bin predicts ~1 (or ~0) but sees 1/2
+    ece, rows = calibration([1000.0, -1000.0])
+    assert [(r["bin"], r["pairs"]) for r in rows] == [(0, 2), (9, 2)]
+    assert [r["observed"] for r in rows] == [0.5, 0.5]
+    assert ece == pytest.approx(0.5, abs=1e-12)
+
+
+def test_calibration_pair_counts_sum_to_twice_the_pairs():
+    rng = random.Random(3)
+    gaps = [rng.gauss(0.0, 3.0) for _ in range(101)]
+    ece, rows = calibration(gaps)
+    assert sum(r["pairs"] for r in rows) == 2 * len(gaps)
+    assert 0.0 <= ece <= 1.0
+    # overconfident: larger gaps for the same labels are worse calibrated
+    assert calibration([3 * g for g in gaps])[0] > ece
+
+
+def test_calibration_matches_a_numpy_binning():
+    rng = random.Random(4)
+    gaps = [rng.uniform(-4, 4) for _ in range(60)]
+    p = 1 / (1 + np.exp(-np.array(gaps)))
+    probs = np.concatenate([p, 1 - p])
+    outcomes = np.concatenate([np.ones_like(p), np.zeros_like(p)])
+    which = np.minimum((probs * 10).astype(int), 9)
+    expected = sum(abs(probs[which == b].mean() - outcomes[which == b].mean()) * (which == b).sum()
+                   for b in range(10) if (which == b).any()) / probs.size
+    assert calibration(gaps)[0] == pytest.approx(expected, abs=1e-12)

@@ -21,7 +21,7 @@ def test_repo_dvc_yaml_order_and_upstreams():
         "generate": {"prepare", "sft"},
         "label": {"prepare", "generate"},
         "train_reward": {"prepare", "sft", "label"},
-        "train_policy": {"sft", "label"},
+        "train_policy": {"prepare", "sft", "label", "train_reward"},
         "evaluate": {"prepare", "sft", "train_reward", "train_policy"},
     }
     by_name = {s.name: s for s in stages}

@@ -30,6 +30,7 @@ class LabelParams:
     annotators: int = 3
     noise: float = 0.0
     temperature: float = 0.5
+    length_bias: float = 0.0
 
 
 def pair(prompt, a, b, finished_a=True, finished_b=True, pair_id="pair") -> PairToLabel:
@@ -154,3 +155,14 @@ def test_labels_are_deterministic_for_a_seed():
     assert first == label_pairs(pairs, BY_ID, params, seed=3)
     other = label_pairs(pairs, BY_ID, params, seed=4)
     assert [lab.choice for lab in first] != [lab.choice for lab in other]
+
+
+def test_length_biased_annotators_prefer_the_padded_answer_gold_rejects():
+    padded = "Great question! " + TEA_ANSWER  # one flaw: gold prefers the plain answer
+    plain_pick = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0)
+    biased_pick = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0,
+                                  length_bias=1.0)  # +2 words outweigh the -1 flaw
+    assert plain_pick.choice == "b" and biased_pick.choice == "a"
+    weak_bias = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0,
+                                length_bias=0.25)  # +0.5 does not
+    assert weak_bias.choice == "b"

@@ -1,8 +1,6 @@
 """Sequence log-probs of responses on a tiny random GPT-2, against a manual float64 sum."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.testing import assert_close

@@ -1,0 +1,85 @@
+"""Compare pipeline runs (DVC experiments): collect each run's metrics and training curves, then
+write a markdown table and side-by-side training plots.
+
+    python -m prefpipe.evaluate.experiments collect NAME [--into docs/results]
+    python -m prefpipe.evaluate.experiments plot NAME... --keys score,kl_nats --out FILE.png
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+METRIC_FILES = ("evaluate", "policy", "reward", "label")
+
+
+def collect(name: str, into: Path, root: Path = Path(".")) -> Path:
+    """Copy the workspace's metrics (as `dvc metrics show` reads them) and policy curve."""
+    target = into / name
+    target.mkdir(parents=True, exist_ok=True)
+    for stem in METRIC_FILES:
+        source = root / "metrics" / f"{stem}.json"
+        if source.exists():
+            shutil.copy(source, target / source.name)
+    shutil.copy(root / "plots" / "policy_train.csv", target / "policy_train.csv")
+    return target
+
+
+def load_run(folder: Path) -> dict:
+    metrics = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    with open(folder / "policy_train.csv") as handle:
+        history = [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                   for row in csv.DictReader(handle)]
+    return {"metrics": metrics, "history": history}
+
+
+def plot(runs: dict[str, dict], keys: list[str], out: Path, title: str = "") -> None:
+    """One panel per key, every run a line on it: the runs side by side over training steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        for name, run in runs.items():
+            points = [(r["step"], r[key]) for r in run["history"] if key in r]
+            if points:
+                axis.plot(*zip(*points), label=name)
+        axis.set_title(key)
+        axis.set_xlabel("iteration")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("name")
+    c.add_argument("--into", type=Path, default=Path("docs/results"))
+    p = sub.add_parser("plot")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--keys", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--title", default="")
+    p.add_argument("--into", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    if args.command == "collect":
+        print(collect(args.name, args.into))
+    else:
+        runs = {name: load_run(args.into / name) for name in args.names}
+        plot(runs, args.keys.split(","), args.out, args.title)
+        print(args.out)
+
+
+if __name__ == "__main__":
+    main()
