@@ -26,6 +26,13 @@ def cmd_run(args) -> int:
     if "policy_well_formed" in evaluation:
         print(f"well-formed share    : policy {evaluation['policy_well_formed']:.3f}, "
               f"SFT {evaluation['reference_well_formed']:.3f}")
+    policy = metrics.get("policy", {})
+    if "algorithm" in policy:
+        print(f"policy optimiser     : {policy['algorithm']}"
+              + (f" (final beta {policy['final_beta']:.3g})" if "final_beta" in policy else ""))
+    if "policy_accuracy_arithmetic" in evaluation:
+        print(f"arithmetic accuracy  : policy {evaluation['policy_accuracy_arithmetic']:.3f}, "
+              f"SFT {evaluation['reference_accuracy_arithmetic']:.3f}")
     if "val_gold_accuracy" in reward:
         print(f"reward model accuracy: {reward['val_gold_accuracy']:.3f} vs gold on held-out pairs")
     print(f"report               : {ROOT / 'reports' / 'evaluation.md'}")

@@ -108,7 +108,8 @@ class RunningMoments:
 
     @property
     def std(self) -> float:
-        return math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
+        """Population std, floored: constant scores must not divide by zero."""
+        return max(math.sqrt(self.m2 / self.count), 1e-6) if self.count > 1 else 1.0
 
     def state_dict(self) -> dict:
         return {"count": self.count, "mean": self.mean, "m2": self.m2}
