@@ -32,7 +32,7 @@ def text(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def measure(kind: str, threads: int, size: str, lora: int) -> dict:
+def measure(kind: str, threads: int, size: str, lora: int, precision: str) -> dict:
     import torch
 
     from prefpipe.config import Params
@@ -48,9 +48,11 @@ def measure(kind: str, threads: int, size: str, lora: int) -> dict:
     )
     from prefpipe.models.io import build_embedded_lm
     from prefpipe.models.policy_value import PolicyWithValue, apply_lora
+    from prefpipe.train.loop import TrainContext
     from prefpipe.world.tokenizer import train_tokenizer
 
     torch.set_num_threads(threads)
+    context = TrainContext(precision=precision)
     rng = random.Random(0)
     tokenizer = train_tokenizer([text(rng, 30) for _ in range(300)], Params().model.vocab_size)
     baseline = rss_mib()
@@ -66,7 +68,8 @@ def measure(kind: str, threads: int, size: str, lora: int) -> dict:
 
         examples = [{"prompt": text(rng, 10), "response": text(rng, response_tokens)}
                     for _ in range(batch * steps)]
-        train_sft(lm, tokenizer, examples, OptimParams(epochs=1.0, batch_size=batch, lr=1e-4), 128, 0)
+        train_sft(lm, tokenizer, examples, OptimParams(epochs=1.0, batch_size=batch, lr=1e-4), 128, 0,
+                  context)
         tokens = batch * steps * (10 + response_tokens)
     elif kind in ("reward", "dpo"):
         pairs = [{"prompt": text(rng, 10), "chosen": text(rng, response_tokens),
@@ -81,14 +84,14 @@ def measure(kind: str, threads: int, size: str, lora: int) -> dict:
             del lm
             start = time.perf_counter()
             pair_optim = OptimParams(epochs=1.0, batch_size=batch // 2, lr=1e-4, warmup_steps=1)
-            train_reward_model(rm, tokenizer, pairs, RewardParams(optim=pair_optim), 128, 0)
+            train_reward_model(rm, tokenizer, pairs, RewardParams(optim=pair_optim), 128, 0, context)
         else:
             from prefpipe.train.dpo import train_dpo
 
             zeros = torch.zeros(len(pairs))
             policy = apply_lora(lm, lora_params) if lora else lm
             pair_optim = OptimParams(epochs=1.0, batch_size=batch // 2, lr=1e-4, warmup_steps=1)
-            train_dpo(policy, tokenizer, pairs, zeros, zeros, DPOParams(optim=pair_optim), 128, 0)
+            train_dpo(policy, tokenizer, pairs, zeros, zeros, DPOParams(optim=pair_optim), 128, 0, context)
         tokens = batch * steps * (10 + response_tokens)
     else:
         from transformers import GPT2ForSequenceClassification
@@ -110,12 +113,12 @@ def measure(kind: str, threads: int, size: str, lora: int) -> dict:
             ppo = PPOParams(iterations=steps, rollout_prompts=batch, epochs=2, minibatch_size=16,
                             sampling=sampling)
             history = train_ppo(policy, reference, lambda ro: scalar_rewards(rm, ro.batch), tokenizer,
-                                prompts, ppo, 128, 0)
+                                prompts, ppo, 128, 0, context)
         else:
             grpo = GRPOParams(iterations=steps, prompts_per_iteration=batch // 4, group_size=4,
                               minibatch_size=16, sampling=sampling)
             history = train_grpo(policy, reference, lambda i, ids, done: float(len(ids) % 2), tokenizer,
-                                 prompts, grpo, 128, 0)
+                                 prompts, grpo, 128, 0, context)
         tokens = sum(batch * (r["response_tokens"] + 12) for r in history)
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -128,21 +131,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--lora", type=int, default=8, help="LoRA rank for the LoRA rows")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--with-lora", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.threads, args.size, args.with_lora)))
+        print(json.dumps(measure(args.one, args.threads, args.size, args.with_lora, args.precision)))
         return
     rows = {}
     runs = [("sft", 0), ("reward", 0), ("dpo", 0), ("ppo", 0), ("ppo", args.lora), ("grpo", 0),
             ("grpo", args.lora)]
-    print(f"{args.size} model, {args.threads} thread(s); memory = peak RSS and training memory above "
-          "the import baseline")
+    print(f"{args.size} model, {args.precision}, {args.threads} thread(s); memory = peak RSS and "
+          "training memory above the import baseline")
     print(f"{'step':14} {'params M':>8} {'tokens/s':>9} {'peak MiB':>9} {'train MiB':>10}")
     for kind, lora in runs:
         out = subprocess.run([sys.executable, __file__, "--one", kind, "--threads", str(args.threads),
-                              "--size", args.size, "--with-lora", str(lora)],
+                              "--size", args.size, "--with-lora", str(lora), "--precision",
+                              args.precision],
                              capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(f"{kind} failed:\n{out.stderr[-2000:]}")

@@ -5,7 +5,7 @@
 #   bash docs/experiments.sh            (about 25 minutes on a 2-core CPU)
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
-BIASED="-S label.length_bias=0.3"
+BIASED="-S label.length_bias=0.5"
 
 run() {
   local name=$1; shift
@@ -19,7 +19,7 @@ run() {
 
 run dpo
 run ppo -S policy.algorithm=ppo
-run grpo -S policy.algorithm=grpo
+run grpo-arithmetic -S policy.algorithm=grpo -S 'policy.grpo.categories=[arithmetic]'
 run ppo-biased-rm $BIASED -S policy.algorithm=ppo
 run ppo-biased-rm-beta0 $BIASED -S policy.algorithm=ppo -S policy.ppo.kl.adaptive=false \
   -S policy.ppo.kl.beta=0.0
@@ -29,7 +29,7 @@ python -m prefpipe.evaluate.experiments plot ppo-biased-rm ppo-biased-rm-beta0 \
   --title "PPO against a length-biased reward model: adaptive beta vs beta = 0"
 python -m prefpipe.evaluate.experiments plot ppo --keys score,kl_nats,beta,response_tokens \
   --out docs/results/ppo_kl_budget.png --title "PPO with adaptive beta (KL target 2 nats)"
-python -m prefpipe.evaluate.experiments plot grpo --keys reward,kl_nats,response_tokens \
+python -m prefpipe.evaluate.experiments plot grpo-arithmetic --keys reward,kl_nats,response_tokens \
   --out docs/results/grpo.png --title "GRPO on verifier rewards"
 git checkout -q params.yaml
 dvc exp show --no-pager --csv --only-changed > docs/results/experiments.csv

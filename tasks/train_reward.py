@@ -29,7 +29,7 @@ def train_reward(params, store) -> dict:
             f"reward.val_fraction {params.reward.val_fraction} leaves no "
             f"{'training' if not train else 'held-out'} pairs among {len(preferences)}")
     tokenizer = load_tokenizer(paths.SFT_MODEL)
-    model = load_reward_model(paths.SFT_MODEL)
+    model = load_reward_model(params.reward.model or paths.SFT_MODEL)
     log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))
     context = train_context(params, "train_reward", [paths.PREFERENCES, paths.SFT_MODEL], params.reward)
     history = train_reward_model(model, tokenizer, train, params.reward, params.model.n_positions,

@@ -156,6 +156,8 @@ class LabelParams:
 
 @dataclass(frozen=True)
 class RewardParams:
+    model: str = knob("", "reward-model init: '' = the SFT backbone with a fresh scalar head, or any "
+                          "AutoModelForSequenceClassification path / hub id sharing the policy's tokenizer")
     optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=3.0, lr=5e-4))
     val_fraction: float = knob(0.15, "share of labeled pairs (by prompt) held out for accuracy")
     margin_scale: float = knob(0.0, "Bradley-Terry margin: a pair of label confidence c needs a gap "
@@ -197,10 +199,10 @@ class LoRAParams:
 
 @dataclass(frozen=True)
 class KLControlParams:
-    beta: float = knob(0.05, "KL coefficient β in reward - β·KL (the initial value when adaptive)")
+    beta: float = knob(0.1, "KL coefficient β in reward - β·KL (the initial value when adaptive)")
     adaptive: bool = knob(True, "steer β toward the KL target (Ziegler et al. 2019); false = fixed β")
-    target: float = knob(2.0, "KL budget in nats per response that the adaptive controller holds")
-    horizon: int = knob(1024, "controller horizon in rollouts: larger = slower β changes")
+    target: float = knob(1.5, "KL budget in nats per response that the adaptive controller holds")
+    horizon: int = knob(512, "controller horizon in rollouts: larger = slower β changes")
     estimator: Literal["k1", "k2", "k3"] = knob("k1", "per-token KL estimator in the reward penalty")
 
     def validate(self) -> str | None:
@@ -224,7 +226,7 @@ class RLOptimParams:
 
 @dataclass(frozen=True)
 class PPOParams:
-    iterations: int = knob(80, "rollout-then-update iterations")
+    iterations: int = knob(120, "rollout-then-update iterations")
     rollout_prompts: int = knob(64, "training prompts sampled (one response each) per iteration")
     epochs: int = knob(2, "optimisation passes over each rollout batch")
     minibatch_size: int = knob(32, "rollouts per optimizer step")
@@ -248,15 +250,15 @@ class PPOParams:
 
 @dataclass(frozen=True)
 class GRPOParams:
-    iterations: int = knob(120, "sample-then-update iterations")
+    iterations: int = knob(300, "sample-then-update iterations")
     prompts_per_iteration: int = knob(16, "verifiable training prompts per iteration")
     group_size: int = knob(8, "samples per prompt (G); advantages are normalised within each group")
-    epochs: int = knob(1, "optimisation passes over each batch of groups (1 = strictly on-policy)")
+    epochs: int = knob(2, "optimisation passes over each batch of groups (1 = strictly on-policy)")
     minibatch_size: int = knob(64, "samples per optimizer step")
     clip_range: float = knob(0.2, "policy ratio clip ε")
     kl_beta: float = knob(0.04, "weight of the k3 KL-to-reference term in the loss")
     categories: list[str] = knob(["arithmetic", "code"], "prompt categories with a verifier to train on")
-    optim: RLOptimParams = field(default_factory=lambda: RLOptimParams(lr=1e-4))
+    optim: RLOptimParams = field(default_factory=lambda: RLOptimParams(lr=3e-4))
     sampling: SamplingParams = field(default_factory=SamplingParams)
 
     def validate(self) -> str | None:
