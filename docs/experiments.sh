@@ -25,12 +25,12 @@ run ppo-biased-rm-beta0 $BIASED -S policy.algorithm=ppo -S policy.ppo.kl.adaptiv
   -S policy.ppo.kl.beta=0.0
 
 python -m prefpipe.evaluate.experiments plot ppo-biased-rm ppo-biased-rm-beta0 \
-  --keys score,kl_nats,response_tokens,beta --out docs/results/reward_hacking.png \
+  --keys score,kl_nats,response_tokens,beta --out docs/results/reward_hacking.png --kl-target 1.5 \
   --title "PPO against a length-biased reward model: adaptive beta vs beta = 0"
 python -m prefpipe.evaluate.experiments plot ppo --keys score,kl_nats,beta,response_tokens \
-  --out docs/results/ppo_kl_budget.png --title "PPO with adaptive beta (KL target 2 nats)"
+  --out docs/results/ppo_kl_budget.png --title "PPO with adaptive beta (KL target 1.5 nats)" --kl-target 1.5
 python -m prefpipe.evaluate.experiments plot grpo-arithmetic --keys reward,kl_nats,response_tokens \
   --out docs/results/grpo.png --title "GRPO on verifier rewards"
 git checkout -q params.yaml
-dvc exp show --no-pager --csv --only-changed > docs/results/experiments.csv
 dvc repro   # back to the default run's outputs (from DVC's run cache)
+dvc exp show --no-pager --csv --only-changed > docs/results/experiments.csv

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -98,9 +99,17 @@ def relaunch_under_accelerate(name: str, params: Params) -> None:
     else:  # torchrun-style DDP; without a GPU each process picks gloo on the CPU
         command += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
                     "--dynamo_backend", "no"]
-    command += ["--num_cpu_threads_per_process", str(params.runtime.threads), "-m", f"tasks.{name}"]
+    command += ["--main_process_port", str(free_port()), "--num_cpu_threads_per_process",
+                str(params.runtime.threads), "-m", f"tasks.{name}"]
     log.info("launching %d processes: %s", params.runtime.processes, " ".join(command))
     raise SystemExit(subprocess.call(command))
+
+
+def free_port() -> int:
+    """A loopback port for the processes' rendezvous (the default 29500 may be taken)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def is_main_process() -> bool:

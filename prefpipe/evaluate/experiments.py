@@ -2,6 +2,7 @@
 write a markdown table and side-by-side training plots.
 
     python -m prefpipe.evaluate.experiments collect NAME [--into docs/results]
+    python -m prefpipe.evaluate.experiments table NAME...
     python -m prefpipe.evaluate.experiments plot NAME... --keys score,kl_nats --out FILE.png
 """
 from __future__ import annotations
@@ -35,7 +36,44 @@ def load_run(folder: Path) -> dict:
     return {"metrics": metrics, "history": history}
 
 
-def plot(runs: dict[str, dict], keys: list[str], out: Path, title: str = "") -> None:
+TABLE_COLUMNS = (  # (header, metrics file, key, format)
+    ("gold win rate vs SFT [95% CI]", "evaluate", "win_rate", "ci"),
+    ("KL nats (held-out)", "evaluate", "kl_nats", ".2f"),
+    ("reward-model win rate", "evaluate", "rm_win_rate", ".3f"),
+    ("RM score policy", "evaluate", "policy_rm_score", ".2f"),
+    ("tokens policy / SFT", "evaluate", "policy_mean_tokens", "tokens"),
+    ("flaws / response", "evaluate", "policy_flaws", ".3f"),
+    ("distinct share", "evaluate", "policy_distinct_share", ".3f"),
+    ("arithmetic acc. policy / SFT", "evaluate", "policy_accuracy_arithmetic", "arith"),
+    ("RM gold acc.", "reward", "val_gold_accuracy", ".3f"),
+    ("RM-length corr.", "reward", "reward_length_correlation", ".2f"),
+)
+
+
+def markdown_table(runs: dict[str, dict]) -> str:
+    """The key metrics of each run, one row per run."""
+    lines = ["| run | " + " | ".join(h for h, *_ in TABLE_COLUMNS) + " |",
+             "|---|" + "---|" * len(TABLE_COLUMNS)]
+    for name, run in runs.items():
+        cells = []
+        for _, file, key, fmt in TABLE_COLUMNS:
+            values = run["metrics"].get(file, {})
+            if key not in values:
+                cells.append("")
+            elif fmt == "ci":
+                cells.append(f"{values[key]:.3f} [{values[key + '_low']:.3f}, {values[key + '_high']:.3f}]")
+            elif fmt == "tokens":
+                cells.append(f"{values[key]:.1f} / {values['reference_mean_tokens']:.1f}")
+            elif fmt == "arith":
+                cells.append(f"{values[key]:.3f} / {values['reference_accuracy_arithmetic']:.3f}")
+            else:
+                cells.append(format(values[key], fmt))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(runs: dict[str, dict], keys: list[str], out: Path, title: str = "",
+         kl_target: float | None = None) -> None:
     """One panel per key, every run a line on it: the runs side by side over training steps."""
     import matplotlib
 
@@ -48,6 +86,10 @@ def plot(runs: dict[str, dict], keys: list[str], out: Path, title: str = "") -> 
             points = [(r["step"], r[key]) for r in run["history"] if key in r]
             if points:
                 axis.plot(*zip(*points), label=name)
+        if key == "kl_nats" and kl_target:
+            axis.axhline(kl_target, color="grey", linestyle="--", linewidth=1, label="KL target")
+            axis.axhspan(0.7 * kl_target, 1.3 * kl_target, color="grey", alpha=0.12, label="±30%")
+            axis.legend(fontsize=8)
         axis.set_title(key)
         axis.set_xlabel("iteration")
         axis.grid(alpha=0.3)
@@ -66,18 +108,24 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("name")
     c.add_argument("--into", type=Path, default=Path("docs/results"))
+    t = sub.add_parser("table")
+    t.add_argument("names", nargs="+")
+    t.add_argument("--into", type=Path, default=Path("docs/results"))
     p = sub.add_parser("plot")
     p.add_argument("names", nargs="+")
     p.add_argument("--keys", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--title", default="")
+    p.add_argument("--kl-target", type=float, default=None)
     p.add_argument("--into", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
     if args.command == "collect":
         print(collect(args.name, args.into))
+    elif args.command == "table":
+        print(markdown_table({name: load_run(args.into / name) for name in args.names}))
     else:
         runs = {name: load_run(args.into / name) for name in args.names}
-        plot(runs, args.keys.split(","), args.out, args.title)
+        plot(runs, args.keys.split(","), args.out, args.title, args.kl_target)
         print(args.out)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tasks._stage import free_port
+
 WORKER = Path(__file__).with_name("worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -22,7 +24,7 @@ def run_worker(kind: str, out: Path, processes: int) -> dict:
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                    "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
                    "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1", "--main_process_port",
-                   "0", str(WORKER), kind, str(out)]
+                   str(free_port()), str(WORKER), kind, str(out)]
     result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(out)
