@@ -56,8 +56,10 @@ def main() -> None:
 
         model = tiny.reward_model(tok)
         trained = model
-        run = lambda: train_reward_model(model, tok, tiny.pairs(), tiny.reward_params(), 64, 0,  # noqa: E731
-                                         context)
+        # centering gives ln_f.bias a real gradient: without it the bias cancels in r_c - r_r, its
+        # gradient is pure float noise, and Adam's g/sqrt(v) blows that noise up to lr-sized steps
+        reward_params = tiny.reward_params(center_coef=0.01)
+        run = lambda: train_reward_model(model, tok, tiny.pairs(), reward_params, 64, 0, context)  # noqa: E731
     elif args.kind == "sft":
         from prefpipe.train.sft import train_sft
 
