@@ -49,7 +49,11 @@ def test_ui_serves_the_ui_and_later_runs_report_to_it(tmp_path):
         assert [r["state_type"] for r in runs] == ["COMPLETED"]
     finally:
         ui.send_signal(signal.SIGINT)
-        ui.wait(timeout=60)
+        try:
+            ui.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # a loaded machine: don't leave a server behind
+            ui.kill()
+            ui.wait()
 
 
 def test_serve_registers_a_cron_scheduled_deployment(tmp_path, prefect_server):
