@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CHOICES = ("a", "b", "tie", "both_bad")
+SOURCES = ("simulated", "verifier", "human", "critic")
+
 
 @dataclass(frozen=True)
 class PairToLabel:
@@ -13,14 +16,45 @@ class PairToLabel:
     finished_a: bool
     response_b: str
     finished_b: bool
+    prompt: str = ""
 
 
 @dataclass(frozen=True)
 class Label:
     pair_id: str
-    source: str  # simulated | verifier | human | critic
+    source: str  # one of SOURCES
     annotator: str
-    choice: str  # a | b | tie | both_bad
+    choice: str  # one of CHOICES, always relative to the pair's a/b (not the order shown)
     confidence: float
     principle: str | None = None
     rationale: str | None = None
+    shown_order: str | None = None  # 'ab' | 'ba': which response was shown first (humans)
+
+
+@dataclass(frozen=True)
+class Principle:
+    """One constitution principle: a name and the question the critic is asked."""
+    name: str
+    question: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a judge sees: a prompt, two responses in the order shown, and one principle.
+
+    `world` carries the embedded world's hidden facts (a WorldPrompt) for the rule judge only;
+    model judges never read it."""
+    prompt: str
+    first: str
+    second: str
+    principle: Principle
+    first_finished: bool = True
+    second_finished: bool = True
+    world: object | None = None
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """A judge's verdict on one Comparison: P(first is better) in [0, 1] and why."""
+    p_first: float
+    rationale: str

@@ -35,7 +35,24 @@ CREATE TABLE IF NOT EXISTS labels (
     confidence  DOUBLE NOT NULL,
     principle   VARCHAR,
     rationale   VARCHAR,
-    created_at  TIMESTAMP DEFAULT current_timestamp
+    created_at  TIMESTAMP DEFAULT current_timestamp,
+    shown_order VARCHAR                   -- 'ab' | 'ba': response shown first (human labels)
+);
+ALTER TABLE labels ADD COLUMN IF NOT EXISTS shown_order VARCHAR;
+CREATE TABLE IF NOT EXISTS annotators (
+    annotator_id VARCHAR PRIMARY KEY,
+    token_sha256 VARCHAR NOT NULL UNIQUE,   -- only the hash of a sign-in token is stored
+    is_admin     BOOLEAN NOT NULL DEFAULT false,
+    created_at   TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS annotation_tasks (
+    task_id      VARCHAR PRIMARY KEY,       -- hash of pair_id + annotator_id
+    pair_id      VARCHAR NOT NULL,
+    annotator_id VARCHAR NOT NULL,
+    position     INTEGER NOT NULL,          -- order in the annotator's queue
+    shown_order  VARCHAR NOT NULL CHECK (shown_order IN ('ab', 'ba')),
+    gold_choice  VARCHAR CHECK (gold_choice IN ('a', 'b')),  -- set on gold (known-answer) items
+    created_at   TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id      VARCHAR NOT NULL,
