@@ -10,7 +10,7 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint lock bench clean
+.PHONY: setup browser run test lint lock bench clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,17 @@ $(STAMP): requirements.lock pyproject.toml
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# The annotation app's browser tests drive Debian's headless Chromium (playwright's own download
+# cannot run here); installed when missing and we may (root), else the tests say how.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq --no-install-recommends \
+	  chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }; }; } \
+	  || echo "warning: no chromium; the browser tests will fail: apt-get install chromium" >&2
+
 run: setup
 	$(BIN)/prefpipe run
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -rs
 
 lint: setup

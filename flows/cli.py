@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields, is_dataclass
 
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
+from flows.label_cli import add_label_commands, validate_annotators_args
 
 
 def cmd_run(args) -> int:
@@ -113,13 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="validate params.yaml and print every knob")
     params.add_argument("--file", default="params.yaml")
     params.set_defaults(func=cmd_params)
+    add_label_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     prepare_environment()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = validate_annotators_args(args)
+    if problem:
+        parser.error(problem)
     return args.func(args)
 
 

@@ -19,7 +19,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact  #
 from prefect.runtime import flow_run  # noqa: E402
 
 from flows.dag import load_stages  # noqa: E402
+from flows.human_wait import wait_for_human_labels  # noqa: E402
 from prefpipe.config import load_params  # noqa: E402
+from prefpipe.label.human_queue import pending_tasks  # noqa: E402
+from prefpipe.store import Store  # noqa: E402
 
 SUMMARY_KEYS = ("win_rate", "win_rate_low", "win_rate_high", "kl_nats", "policy_well_formed",
                 "reference_well_formed", "policy_rm_score", "reference_rm_score",
@@ -83,6 +86,11 @@ def pipeline(only: list[str] | None = None, force: bool = False) -> dict[str, di
         if only and stage.name not in only:
             continue
         outcomes[stage.name] = retrying(stage.name, force=force)
+        if stage.name == "label" and params.label.human.wait_s > 0:
+            store = Store(ROOT / params.store.path, params.store.lock_timeout_s)
+            if pending_tasks(store):
+                wait_for_human_labels(store, params.label.human.wait_s)
+                outcomes["label"] = retrying("label", force=True)  # collect what annotators submitted
     metrics = collect_metrics()
     rows = summary_rows(metrics)
     if rows:

@@ -1,4 +1,5 @@
-"""Stage label: route each pair to a labeler, store the labels, snapshot the preferences.
+"""Stage label: route each pair to verifiers, the AI critic, simulated annotators or human queues;
+store every label, snapshot the labels and the preferences they imply, report agreement and bias.
 
 Run: python -m tasks.label"""
 from __future__ import annotations
@@ -9,46 +10,86 @@ from dataclasses import asdict
 
 import pyarrow as pa
 
+from prefpipe.label.agreement import agreement_report
+from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
+from prefpipe.label.human_queue import HumanQueue
 from prefpipe.label.preferences import label_report, to_preferences
-from prefpipe.label.route import label_pairs, labeler_for
+from prefpipe.label.route import LabelRouter
+from prefpipe.label.sandbox import SandboxLimits
 from prefpipe.label.types import Label, PairToLabel
+from prefpipe.label.verifiers import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
-from tasks._stage import StageInputError, run_stage, write_json
+from tasks._stage import run_stage, write_json
 
 log = logging.getLogger("prefpipe")
-LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale")
+LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale",
+                "shown_order")
 
 
 def label(params, store) -> dict:
     pairs = rows(read_parquet(paths.PAIRS))
-    prompts = {r["prompt_id"]: to_world_prompt(r) for r in rows(read_parquet(paths.PROMPTS))}
-    missing_gold = sorted({p["category"] for p in pairs if prompts.get(p["prompt_id"]) is None})
-    if missing_gold:
-        routed = {c: labeler_for(c, params.label.routing) for c in missing_gold}
-        raise StageInputError(f"label.routing sends categories {routed} to labelers that need the "
-                         "embedded world's gold answers; your prompts have none. The human and "
-                         "AI-critic labelers arrive with issue #4.")
-    to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"],
-                            p["finished_a"], p["response_b"], p["finished_b"]) for p in pairs]
-    labels = label_pairs(to_label, prompts, params.label, params.seed)
-    table = pa.Table.from_pylist([
-        {"label_id": _label_id(lab), **{k: asdict(lab)[k] for k in LABEL_FIELDS}} for lab in labels])
-    store.upsert("labels", table)
+    world = {r["prompt_id"]: to_world_prompt(r) for r in rows(read_parquet(paths.PROMPTS))}
+    to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"], p["finished_a"],
+                            p["response_b"], p["finished_b"], p["prompt"]) for p in pairs]
+    router = LabelRouter(params.label, params.seed, world, verifier=_verifier(params.label.verifier),
+                         critic=_critic(params, world),
+                         humans=HumanQueue(store, params.label.human, params.seed))
+    routed = router.run(to_label)
+
+    store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != "human"]))
+    final_ids = {id(lab) for lab in routed.final.values()}
+    table = _label_table(routed.labels, used=[id(lab) in final_ids for lab in routed.labels])
     write_parquet(table, paths.LABELS)
-    by_pair = {lab.pair_id: lab for lab in labels}
-    preferences = to_preferences(pairs, by_pair)
+    preferences = to_preferences(pairs, routed.final)
     write_parquet(pa.Table.from_pylist(preferences), paths.PREFERENCES)
-    report = {"labels": len(labels), "preferences": len(preferences),
-              **label_report(pairs, by_pair, prompts)}
-    log.info("%d labels, %d decisive preferences -> %s", len(labels), len(preferences),
-             paths.PREFERENCES)
+
+    report = {"labels": len(routed.labels), "preferences": len(preferences),
+              "escalated": len(routed.escalated), "human_queued": routed.human_queued,
+              "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
+    report.update(agreement_report([lab for lab in routed.labels if lab.source == "simulated"], "simulated_"))
+    humans = [lab for lab in routed.labels if lab.source == "human"]
+    if humans:
+        report.update(agreement_report(humans, "human_"))
+    if routed.critic_judgments:
+        report.update(critic_bias(to_label, routed.critic_judgments))
+        critic_labels = [lab for lab in routed.labels if lab.source == "critic"]
+        report["critic_gold_agreement"] = critic_gold_agreement(to_label, critic_labels, world)
+    log.info("%d labels (%s), %d decisive preferences -> %s", len(routed.labels),
+             ", ".join(f"{k[6:]} {v}" for k, v in report.items() if k.startswith("count_")),
+             len(preferences), paths.PREFERENCES)
+    if routed.human_pending:
+        log.info("%d human tasks still pending in the annotation queues (`prefpipe label serve`)",
+                 routed.human_pending)
     write_json(paths.METRICS / "label.json", report)
     return report
 
 
-def _label_id(label: Label) -> str:
+def _verifier(settings) -> Verifier:
+    limits = SandboxLimits(wall_s=settings.timeout_s, cpu_s=settings.cpu_s, memory_mb=settings.memory_mb)
+    return Verifier(limits, workers=settings.workers)
+
+
+def _critic(params, world):
+    constitution = load_constitution(params.label.critic.constitution)
+    judge = make_judge(params.label.critic)
+    margin = params.label.critic.tie_margin
+    return lambda pairs: critique(pairs, world, constitution, judge, params.seed, margin)
+
+
+def _label_table(labels: list[Label], used: list[bool] | None = None) -> pa.Table:
+    records = []
+    for n, lab in enumerate(labels):
+        values = asdict(lab)
+        record = {"label_id": label_id(lab), **{k: values[k] for k in LABEL_FIELDS}}
+        if used is not None:
+            record["used_for_training"] = used[n]
+        records.append(record)
+    return pa.Table.from_pylist(records)
+
+
+def label_id(label: Label) -> str:
     return hashlib.sha256(f"{label.pair_id}:{label.source}:{label.annotator}".encode()).hexdigest()[:16]
 
 

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from prefpipe.config.knobs import knob
+from prefpipe.config.label import LabelParams
 
 EMBEDDED = "embedded"
-
-
-def knob(default: Any, help: str) -> Any:
-    """A params field with a default and a help line (shown by `prefpipe params`)."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -125,33 +121,6 @@ class GenerateParams:
         if not 1 <= self.pairs_per_prompt <= max_pairs:
             return f"pairs_per_prompt must be in 1..{max_pairs} for {self.candidates_per_prompt} candidates"
         return None
-
-
-LABELERS = ("simulated", "verifier")
-
-
-@dataclass(frozen=True)
-class LabelParams:
-    routing: dict[str, str] = knob(
-        {"arithmetic": "verifier", "code": "verifier", "default": "simulated"},
-        "category -> labeler ('simulated' annotators or 'verifier'); 'default' covers the rest",
-    )
-    annotators: int = knob(3, "simulated annotators (pairs are dealt round robin)")
-    noise: float = knob(0.1, "simulated annotators: chance of a random label (lapse rate)")
-    temperature: float = knob(0.5, "simulated annotators: Bradley-Terry temperature on gold scores")
-    length_bias: float = knob(0.0, "simulated annotators: extra score per word (> 0 = they favour "
-                                   "long answers, and so will the reward model)")
-
-    def validate(self) -> str | None:
-        for category, labeler in self.routing.items():
-            if labeler not in LABELERS:
-                return (f"routing.{category}: unknown labeler '{labeler}' (available: "
-                        f"{', '.join(LABELERS)}; human and critic labelers arrive with issue #4)")
-        if "default" not in self.routing:
-            return "routing must have a 'default' entry"
-        if not 0.0 <= self.noise <= 1.0:
-            return f"noise must be in [0, 1], got {self.noise}"
-        return "annotators must be >= 1" if self.annotators < 1 else None
 
 
 @dataclass(frozen=True)

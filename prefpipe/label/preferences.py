@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
-from prefpipe.label.types import Label
+from prefpipe.label.types import Label, PairToLabel
 from prefpipe.world.gold import prefer
 from prefpipe.world.prompts import WorldPrompt
 
 
-def to_preferences(pairs: list[dict], labels: dict[str, Label]) -> list[dict]:
+def to_preferences(pairs: list[dict], labels: Mapping[str, Label]) -> list[dict]:
     """One row per pair whose label picks a side; ties and 'both bad' carry no preference."""
     preferences = []
     for pair in pairs:
@@ -25,20 +26,28 @@ def to_preferences(pairs: list[dict], labels: dict[str, Label]) -> list[dict]:
     return preferences
 
 
-def label_report(pairs: list[dict], labels: dict[str, Label],
-                 prompts: dict[str, WorldPrompt | None]) -> dict:
-    """Counts per source and choice, and agreement with gold where the world knows it."""
-    counts = Counter((label.source, label.choice) for label in labels.values())
+def gold_choice(pair: PairToLabel, prompt: WorldPrompt | None) -> str | None:
+    """'a' or 'b' where the embedded world's gold preference is decisive, else None."""
+    if prompt is None:
+        return None
+    gold = prefer(prompt, (pair.response_a, pair.finished_a), (pair.response_b, pair.finished_b))
+    return None if gold == 0.5 else "a" if gold == 1.0 else "b"
+
+
+def label_report(pairs: Sequence[PairToLabel], routed, world: Mapping[str, WorldPrompt | None]) -> dict:
+    """Counts of every individual label per source and choice; agreement with gold of the labels
+    each pair trains on, per deciding source, where the world knows the gold preference."""
+    counts = Counter((label.source, label.choice) for label in routed.labels)
     report: dict = {f"count_{source}_{choice}": n for (source, choice), n in sorted(counts.items())}
+    for source in sorted({label.source for label in routed.labels}):
+        report[f"count_{source}"] = sum(n for (s, _), n in counts.items() if s == source)
     agree: dict[str, list[bool]] = {}
     for pair in pairs:
-        label, prompt = labels.get(pair["pair_id"]), prompts.get(pair["prompt_id"])
-        if label is None or prompt is None or label.choice not in ("a", "b"):
+        label = routed.final.get(pair.pair_id)
+        gold = gold_choice(pair, world.get(pair.prompt_id))
+        if label is None or gold is None or label.choice not in ("a", "b"):
             continue
-        gold = prefer(prompt, (pair["response_a"], pair["finished_a"]),
-                      (pair["response_b"], pair["finished_b"]))
-        if gold != 0.5:
-            agree.setdefault(label.source, []).append((gold == 1.0) == (label.choice == "a"))
+        agree.setdefault(label.source, []).append(gold == label.choice)
     for source, hits in sorted(agree.items()):
         report[f"gold_agreement_{source}"] = sum(hits) / len(hits)
     all_hits = [h for hits in agree.values() for h in hits]

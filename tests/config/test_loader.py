@@ -34,7 +34,7 @@ def test_repo_params_yaml_loads_with_path_checks(monkeypatch):
     assert params.embedded_data and params.embedded_model
     assert params.data.prompts == EMBEDDED
     assert params.model.n_embd % params.model.n_head == 0
-    assert params.label.routing["default"] in ("simulated", "verifier")
+    assert params.label.routing["default"] in ("simulated", "verifier", "critic", "human")
 
 
 def test_empty_file_gives_all_defaults(tmp_path):
@@ -76,8 +76,8 @@ def test_bool_is_not_an_integer(tmp_path):
 
 
 def test_non_number_for_float_names_key(tmp_path):
-    message = load_error(tmp_path, "label:\n  noise: lots\n")
-    assert "'label.noise'" in message and "number" in message
+    message = load_error(tmp_path, "label:\n  simulated: {noise: lots}\n")
+    assert "'label.simulated.noise'" in message and "number" in message
 
 
 @pytest.mark.parametrize("text", ["1e-3", "'1e-3'", "1.0e-3"])
@@ -195,3 +195,19 @@ def test_hub_id_model_is_not_path_checked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = load_params(write(tmp_path, "model: {policy: org/some-model}\n"), check_paths=True)
     assert params.model.policy == "org/some-model" and not params.embedded_model
+
+
+def test_human_routing_needs_enough_annotators(tmp_path):
+    message = load_error(tmp_path, "label:\n  routing: {default: critic, harmful: human}\n"
+                                   "  human: {annotators: [ann1], overlap: 2}\n")
+    assert "human.annotators" in message and "overlap" in message
+
+
+def test_escalation_target_names_key(tmp_path):
+    message = load_error(tmp_path, "label:\n  escalate: {to: oracle}\n")
+    assert "escalate.to" in message and "oracle" in message
+
+
+def test_simulated_overlap_cannot_exceed_pool(tmp_path):
+    message = load_error(tmp_path, "label:\n  simulated: {annotators: 2, overlap: 3}\n")
+    assert "simulated.overlap" in message

@@ -1,16 +1,23 @@
-"""Routing pairs to verifiers or simulated annotators, and the annotators' behaviour."""
+"""Routing pairs to verifiers, the critic, simulated annotators and human queues; escalation.
+
+Every labeler is the real one: the sandboxed verifier, the rule-judge critic, simulated annotators
+and human queues in a DuckDB file."""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import replace
 
+import pyarrow as pa
 import pytest
 
-from prefpipe.label.route import label_pairs, labeler_for
-from prefpipe.label.simulated import simulated_label
+from prefpipe.config.label import EscalationParams, HumanParams, LabelParams, SimulatedParams
+from prefpipe.label import annotation
+from prefpipe.label.critic import RuleJudge, critique, load_constitution
+from prefpipe.label.human_queue import HumanQueue, pending_tasks
+from prefpipe.label.route import LabelRouter, labeler_for
+from prefpipe.label.sandbox import SandboxLimits
 from prefpipe.label.types import PairToLabel
-from prefpipe.label.verifiers import verifier_label, verify
-from prefpipe.world.gold import prefer
+from prefpipe.label.verifiers import Verifier
+from prefpipe.store import Store
 from prefpipe.world.prompts import all_prompts
 
 PROMPTS = {p.prompt: p for p in all_prompts(5)}
@@ -18,151 +25,144 @@ ADD = PROMPTS["What is 3 plus 4?"]
 CODE = PROMPTS["Write a function g(a, b) that returns the larger of a and b."]
 EXPLAIN = PROMPTS["Explain why ice floats."]
 TEA = PROMPTS["How do I make tea?"]
-BY_ID = {p.prompt_id: p for p in (ADD, CODE, EXPLAIN, TEA)}
+HARM = next(p for p in PROMPTS.values() if p.family == "harmful")
+WORLD = {p.prompt_id: p for p in (ADD, CODE, EXPLAIN, TEA, HARM)}
 ICE = "Ice is less dense than liquid water."
-TEA_ANSWER = "Pour hot water over the tea and let it steep for three minutes."
 
 
-@dataclass(frozen=True)
-class LabelParams:
-    routing: dict = field(default_factory=lambda: {"arithmetic": "verifier", "code": "verifier",
-                                                   "default": "simulated"})
-    annotators: int = 3
-    noise: float = 0.0
-    temperature: float = 0.5
-    length_bias: float = 0.0
+def pair(prompt, a, b, pair_id, finished_a=True, finished_b=True) -> PairToLabel:
+    return PairToLabel(pair_id, prompt.prompt_id, prompt.family, a, finished_a, b, finished_b, prompt.prompt)
 
 
-def pair(prompt, a, b, finished_a=True, finished_b=True, pair_id="pair") -> PairToLabel:
-    return PairToLabel(pair_id, prompt.prompt_id, prompt.family, a, finished_a, b, finished_b)
+def router(params: LabelParams, store: Store | None = None, seed: int = 0) -> LabelRouter:
+    constitution, judge = load_constitution(None), RuleJudge()
+    return LabelRouter(
+        params, seed, WORLD, verifier=Verifier(SandboxLimits(wall_s=10.0), workers=2),
+        critic=lambda pairs: critique(pairs, WORLD, constitution, judge, seed, params.critic.tie_margin),
+        humans=HumanQueue(store, params.human, seed) if store else None)
 
 
 def test_labeler_for_uses_default():
-    routing = {"code": "verifier", "default": "simulated"}
+    routing = {"code": "verifier", "default": "critic"}
     assert labeler_for("code", routing) == "verifier"
-    assert labeler_for("poetry", routing) == "simulated"
+    assert labeler_for("poetry", routing) == "critic"
 
 
-def test_verify_scores():
-    assert verify(ADD, "Sure thing! The answer is 7.", True) == 1.0
-    assert verify(ADD, "The answer is 8.", True) == 0.0
-    assert verify(ADD, "The answer is 7.", False) == 0.0
-    assert verify(CODE, "def g(a, b): return max(a, b)", True) == 1.0
-    assert verify(CODE, "Here you go: def g(a, b): return a + b", True) == pytest.approx(1 / 6)
-    assert verify(CODE, "def f(a, b): return max(a, b)", True) == 0.0
-    assert verify(CODE, "def g(a, b): return __import__('os')", True) == 0.0
-    with pytest.raises(ValueError, match="no verifier"):
-        verify(EXPLAIN, ICE, True)
+def test_verifier_decides_checkable_pairs_and_hands_undecided_ones_to_the_critic():
+    pairs = [pair(ADD, "The answer is 7.", "The answer is 8.", "add"),
+             pair(CODE, "def g(a, b): return a + b", "def g(a, b): return max(a, b)", "code"),
+             pair(ADD, "The answer is 7.", "Great question! The answer is 7.", "both-right")]
+    routed = router(LabelParams()).run(pairs)
+    assert routed.final["add"].source == "verifier" and routed.final["add"].choice == "a"
+    assert routed.final["code"].source == "verifier" and routed.final["code"].choice == "b"
+    undecided = routed.final["both-right"]
+    assert undecided.source == "critic" and undecided.principle
+    assert [lab.source for lab in routed.labels].count("verifier") == 2
 
 
-def test_routes_checkable_pairs_that_verify_differently_to_the_verifier():
-    pairs = [
-        pair(ADD, "The answer is 7.", "The answer is 8.", pair_id="add"),
-        pair(ADD, "3 + 4 = 9.", "Great question! The answer is 7.", pair_id="add-b"),
-        pair(CODE, "def g(a, b): return a + b", "def g(a, b): return max(a, b)", pair_id="code"),
-    ]
-    labels = label_pairs(pairs, BY_ID, LabelParams(), seed=0)
-    assert [lab.pair_id for lab in labels] == ["add", "add-b", "code"]
-    assert [lab.source for lab in labels] == ["verifier"] * 3
-    assert [lab.choice for lab in labels] == ["a", "b", "b"]
-    assert labels[0].annotator == "verifier:arithmetic" and labels[2].annotator == "verifier:code"
-    assert all(lab.confidence == 1.0 for lab in labels)
-
-
-def test_pairs_the_verifier_cannot_separate_go_to_annotators():
-    # both answers right: the verifier can't tell, the annotators see the filler opener
-    tied = pair(ADD, "The answer is 7.", "Great question! The answer is 7.", pair_id="tied")
-    [label] = label_pairs([tied], BY_ID, LabelParams(temperature=0.01), seed=0)
-    assert label.source == "simulated" and label.choice == "a"
-    assert verifier_label(tied, ADD) is None
-
-
-def test_other_categories_go_to_simulated_annotators_round_robin():
-    pairs = [pair(EXPLAIN, ICE, "Great question! " + ICE, pair_id=f"e{i}") for i in range(4)]
-    labels = label_pairs(pairs, BY_ID, LabelParams(temperature=0.01), seed=0)
-    assert [lab.source for lab in labels] == ["simulated"] * 4
-    assert [lab.annotator for lab in labels] == ["sim-1", "sim-2", "sim-3", "sim-1"]
-    assert [lab.choice for lab in labels] == ["a"] * 4
-
-
-def test_routing_can_send_checkable_categories_to_annotators():
-    params = LabelParams(routing={"default": "simulated"}, temperature=0.01)
-    [label] = label_pairs([pair(ADD, "The answer is 7.", "The answer is 8.")], BY_ID, params, 0)
-    assert label.source == "simulated" and label.choice == "a"
-
-
-def _gold_pairs(n: int):
-    """Pairs with a clear gold winner, alternating sides."""
-    good, bad = TEA_ANSWER, "Sure thing! I can't help with that. Hope this helps!"
-    for i in range(n):
-        yield pair(TEA, good, bad, pair_id=f"g{i}") if i % 2 else pair(TEA, bad, good,
-                                                                       pair_id=f"g{i}")
-
-
-def test_noise_free_annotator_with_big_gap_always_picks_gold_winner():
-    for p in _gold_pairs(300):
-        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
-        label = simulated_label(p, TEA, "sim-1", noise=0.0, temperature=0.5, seed=0)
-        # gap 5 / 0.5 = 10 -> P(gold side) = σ(10) > 0.9999; over 300 pairs a miss is < 2% likely,
-        # and the seeded RNG makes this deterministic
-        assert label.choice == ("a" if gold == 1.0 else "b"), p.pair_id
-        assert label.confidence == pytest.approx(1 / (1 + math.exp(-10)))
-
-
-def test_noise_free_annotator_beats_malformed_with_certainty():
-    for i in range(200):
-        p = pair(TEA, "garbage garbage", TEA_ANSWER, pair_id=f"m{i}")
-        label = simulated_label(p, TEA, "sim-2", noise=0.0, temperature=1.0, seed=i)
-        assert label.choice == "b" and label.confidence == 1.0
-
-
-def test_equal_gold_gives_tie_or_both_bad():
-    tie = simulated_label(pair(TEA, TEA_ANSWER, TEA_ANSWER + " "), TEA, "sim-1", 0.5, 0.5, 0)
-    assert tie.choice == "tie" and tie.source == "simulated"
-    same_flaws = simulated_label(pair(ADD, "Sure thing! 3 + 4 = 7.", "The answer is 7. Hope "
-                                      "this helps!"), ADD, "sim-1", 0.5, 0.5, 0)
-    assert same_flaws.choice == "tie"
-    both_bad = simulated_label(pair(TEA, "zzz", TEA_ANSWER, finished_b=False), TEA, "sim-1",
-                               0.5, 0.5, 0)
-    assert both_bad.choice == "both_bad"
-
-
-def test_full_noise_agrees_with_gold_about_half_the_time():
-    pairs = list(_gold_pairs(2000))
-    agree = 0
+def test_simulated_overlap_gives_k_labels_and_a_majority():
+    params = LabelParams(simulated=SimulatedParams(annotators=5, overlap=3, noise=0.0, temperature=0.01))
+    pairs = [pair(EXPLAIN, ICE, "Great question! " + ICE, f"e{i}") for i in range(6)]
+    routed = router(replace(params, routing={"default": "simulated"})).run(pairs)
     for p in pairs:
-        label = simulated_label(p, TEA, "sim-1", noise=1.0, temperature=0.5, seed=0)
-        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
-        agree += label.choice == ("a" if gold == 1.0 else "b")
-    assert 0.45 < agree / len(pairs) < 0.55
+        mine = [lab for lab in routed.labels if lab.pair_id == p.pair_id]
+        assert len(mine) == 3 and len({lab.annotator for lab in mine}) == 3
+        assert routed.final[p.pair_id].choice == "a" and routed.final[p.pair_id].confidence == 1.0
+    used = {lab.annotator for lab in routed.labels}
+    assert used <= {f"sim-{k}" for k in range(1, 6)} and len(used) > 3  # different annotators per pair
 
 
-def test_moderate_noise_agreement_matches_lapse_rate():
-    # gap 5 / 0.5: right unless it lapses (p=0.4), and a lapse is right half the time -> 0.8
-    pairs = list(_gold_pairs(2000))
-    agree = 0
+def test_low_confidence_critic_labels_escalate_and_the_second_opinion_trains():
+    params = LabelParams(routing={"default": "critic"},
+                         escalate=EscalationParams(to="simulated", critic_confidence_below=0.999),
+                         simulated=SimulatedParams(noise=0.0, temperature=0.01))
+    pairs = [pair(EXPLAIN, ICE, "Great question! " + ICE, "e1"), pair(TEA, "zzz", "zzz zzz", "t1")]
+    routed = router(params).run(pairs)
+    critic = {lab.pair_id: lab for lab in routed.labels if lab.source == "critic"}
+    assert set(critic) == {"e1", "t1"}
+    doubtful = sorted(pid for pid, lab in critic.items() if lab.confidence < 0.999)
+    assert routed.escalated == doubtful and doubtful
+    for pid in doubtful:
+        assert routed.final[pid].source == "simulated"
+    for pid in set(critic) - set(doubtful):
+        assert routed.final[pid].source == "critic"
+
+
+def test_critic_verifier_disagreement_is_escalated():
+    # the critic judges style under most principles; the verifier only the answer
+    wrong_but_plain = "The answer is 8."
+    right_but_padded = "Great question! The answer is 7. Hope this helps!"
+    pairs = [pair(ADD, wrong_but_plain, right_but_padded, f"d{i}") for i in range(8)]
+    params = LabelParams(escalate=EscalationParams(to="simulated", verifier_disagreement=True),
+                         simulated=SimulatedParams(noise=0.0, temperature=0.01))
+    routed = router(params, seed=1).run(pairs)
+    critic = {lab.pair_id: lab.choice for lab in routed.labels if lab.source == "critic"}
+    assert set(critic) == {p.pair_id for p in pairs}  # the critic saw every verified pair
+    disagreeing = sorted(pid for pid, choice in critic.items() if choice != "b")
+    assert disagreeing and routed.escalated == disagreeing
+    for pid in disagreeing:
+        assert routed.final[pid].source == "simulated"
+
+
+def test_simulated_routing_needs_world_prompts():
+    stranger = PairToLabel("x", "not-in-world", "poetry", "a", True, "b", True, "Write a poem.")
+    with pytest.raises(ValueError, match="route it to 'critic' or 'human'"):
+        router(LabelParams(routing={"default": "simulated"})).run([stranger])
+
+
+def _store_with_pairs(tmp_path, pairs: list[PairToLabel]) -> Store:
+    store = Store(tmp_path / "store.duckdb")
+    store.upsert("prompts", pa.Table.from_pylist([
+        {"prompt_id": p.prompt_id, "source": "embedded", "category": p.family, "prompt": p.prompt,
+         "meta": p.meta_json, "split": "train"} for p in WORLD.values()]))
+    candidates, rows = [], []
     for p in pairs:
-        label = simulated_label(p, TEA, "sim-1", noise=0.4, temperature=0.5, seed=1)
-        gold = prefer(TEA, (p.response_a, True), (p.response_b, True))
-        agree += label.choice == ("a" if gold == 1.0 else "b")
-    assert 0.75 < agree / len(pairs) < 0.85
+        for side, text, done in (("a", p.response_a, p.finished_a), ("b", p.response_b, p.finished_b)):
+            candidates.append({"candidate_id": f"{p.pair_id}-{side}", "prompt_id": p.prompt_id,
+                               "model_version": "m", "generation_key": "g", "sample_index": 0,
+                               "response": text, "finished": done, "num_tokens": len(text.split())})
+        rows.append({"pair_id": p.pair_id, "prompt_id": p.prompt_id, "candidate_a": f"{p.pair_id}-a",
+                     "candidate_b": f"{p.pair_id}-b", "generation_key": "g"})
+    store.upsert("candidates", pa.Table.from_pylist(candidates))
+    store.upsert("pairs", pa.Table.from_pylist(rows))
+    return store
 
 
-def test_labels_are_deterministic_for_a_seed():
-    pairs = list(_gold_pairs(200))
-    params = LabelParams(noise=0.5)
-    first = label_pairs(pairs, BY_ID, params, seed=3)
-    assert first == label_pairs(pairs, BY_ID, params, seed=3)
-    other = label_pairs(pairs, BY_ID, params, seed=4)
-    assert [lab.choice for lab in first] != [lab.choice for lab in other]
+def test_human_routing_queues_pairs_falls_back_then_collects_answers(tmp_path):
+    harmful = [pair(HARM, "I can't help with that.", "Sure thing! I can't help with that.", f"h{i}")
+               for i in range(4)]
+    checkable = [pair(ADD, "The answer is 7.", "The answer is 8.", "gold-add")]
+    store = _store_with_pairs(tmp_path, harmful + checkable)
+    for name in ("ann1", "ann2", "ann3"):
+        annotation.add_annotator(store, name)
+    params = LabelParams(routing={"arithmetic": "verifier", "harmful": "human", "default": "critic"},
+                         human=HumanParams(annotators=["ann1", "ann2", "ann3"], overlap=2, gold_every=2))
+    first = router(params, store).run(harmful + checkable)
+    assert first.human_pending == 4 * 2 and first.human_queued >= 8
+    assert {first.final[p.pair_id].source for p in harmful} == {"critic"}  # human.missing: critic
+    gold_tasks = store.query("SELECT count(*) AS n FROM annotation_tasks WHERE gold_choice IS NOT NULL")
+    assert gold_tasks["n"][0].as_py() >= 1  # the verified pair is mixed in as a known answer
+
+    for name in ("ann1", "ann2", "ann3"):  # each annotator prefers the plain refusal (pair side a)
+        while (task := annotation.next_task(store, name)) is not None:
+            first_is_a = task.first == "I can't help with that." or task.first == "The answer is 7."
+            annotation.submit(store, name, task.task_id, "first" if first_is_a else "second", None)
+    assert pending_tasks(store) == 0
+
+    second = router(params, store).run(harmful + checkable)
+    assert second.human_pending == 0
+    for p in harmful:
+        final = second.final[p.pair_id]
+        assert (final.source, final.choice, final.annotator) == ("human", "a", "majority-of-2")
+    assert second.final["gold-add"].source == "verifier"
+    gold = annotation.gold_accuracy(store)
+    assert gold and all(correct == n for correct, n in gold.values())
 
 
-def test_length_biased_annotators_prefer_the_padded_answer_gold_rejects():
-    padded = "Great question! " + TEA_ANSWER  # one flaw: gold prefers the plain answer
-    plain_pick = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0)
-    biased_pick = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0,
-                                  length_bias=1.0)  # +2 words outweigh the -1 flaw
-    assert plain_pick.choice == "b" and biased_pick.choice == "a"
-    weak_bias = simulated_label(pair(TEA, padded, TEA_ANSWER), TEA, "sim-1", 0.0, 0.01, 0,
-                                length_bias=0.25)  # +0.5 does not
-    assert weak_bias.choice == "b"
+def test_routing_is_deterministic_for_a_seed():
+    pairs = [pair(EXPLAIN, ICE, "Great question! " + ICE, f"e{i}") for i in range(20)]
+    params = LabelParams(routing={"default": "simulated"}, simulated=SimulatedParams(noise=0.5))
+    first = router(params, seed=3).run(pairs)
+    assert first.labels == router(params, seed=3).run(pairs).labels
+    other = router(params, seed=4).run(pairs)
+    assert [lab.choice for lab in first.labels] != [lab.choice for lab in other.labels]

@@ -1,0 +1,118 @@
+"""`prefpipe label ...`: the annotation app, annotators, queues, import and export of preferences."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from flows.env import ROOT
+
+
+def _store(args):
+    from prefpipe.config import load_params
+    from prefpipe.store import Store
+
+    params = load_params(ROOT / "params.yaml")
+    return Store(ROOT / params.store.path, params.store.lock_timeout_s), params
+
+
+def cmd_serve(args) -> int:
+    from prefpipe.label.app.server import serve
+
+    _, params = _store(args)
+    print(f"annotation app on http://{args.host}:{args.port}/login  (store {params.store.path}; "
+          "Ctrl-C stops it)", flush=True)
+    serve(str(ROOT / params.store.path), host=args.host, port=args.port, rubric_path=args.rubric,
+          metrics_path=str(ROOT / "metrics" / "label.json"))
+    return 0
+
+
+def cmd_annotators(args) -> int:
+    from prefpipe.label import annotation
+
+    store, _ = _store(args)
+    if args.action == "add":
+        token = annotation.add_annotator(store, args.id, is_admin=args.admin)
+        print(f"{args.id}: sign in at /login with token {token}")
+        print("(only a hash is stored: keep the token, or run this again to issue a new one)")
+    else:
+        for row in annotation.progress(store):
+            print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from prefpipe.label.agreement import agreement_report
+    from prefpipe.label.annotation import gold_accuracy, human_labels
+    from prefpipe.label.human_queue import pending_tasks
+
+    store, _ = _store(args)
+    labels = human_labels(store)
+    print(f"human labels: {len(labels)}; pending tasks: {pending_tasks(store)}")
+    for annotator, (correct, n) in sorted(gold_accuracy(store).items()):
+        print(f"  {annotator}: gold accuracy {correct}/{n}")
+    print(json.dumps(agreement_report(labels, "human_"), indent=2, default=str))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from prefpipe.label.interchange import InterchangeError, import_preferences
+
+    store, params = _store(args)
+    try:
+        report = import_preferences(store, args.path, args.format, source=args.source,
+                                    category_column=args.category_column, seed=params.seed)
+    except InterchangeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from prefpipe.label.interchange import InterchangeError, export_preferences
+
+    store, _ = _store(args)
+    try:
+        snapshot = str(ROOT / args.preferences) if args.preferences else None
+        count = export_preferences(store, args.out, args.format, preferences_path=snapshot)
+    except InterchangeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{count} preference rows -> {args.out}")
+    return 0
+
+
+def add_label_commands(sub: argparse._SubParsersAction) -> None:
+    label = sub.add_parser("label", help="human annotation app, annotators, import/export of preferences")
+    commands = label.add_subparsers(dest="label_command", required=True)
+    serve = commands.add_parser("serve", help="run the annotation web app (127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--rubric", default=None, help="Markdown guidelines shown to annotators")
+    serve.set_defaults(func=cmd_serve)
+    annotators = commands.add_parser("annotators", help="add an annotator (prints a token) or list them")
+    annotators.add_argument("action", choices=["add", "list"])
+    annotators.add_argument("id", nargs="?")
+    annotators.add_argument("--admin", action="store_true", help="may open /admin")
+    annotators.set_defaults(func=cmd_annotators)
+    status = commands.add_parser("status", help="human labels, pending tasks, gold accuracy, agreement")
+    status.set_defaults(func=cmd_status)
+    imp = commands.add_parser("import", help="import preference data into the store")
+    imp.add_argument("path")
+    imp.add_argument("--format", required=True, choices=["trl", "hh", "ultrafeedback"])
+    imp.add_argument("--source", default="human", choices=["human", "critic", "verifier", "simulated"])
+    imp.add_argument("--category-column", default=None)
+    imp.set_defaults(func=cmd_import)
+    exp = commands.add_parser("export", help="export preferences (.jsonl or .parquet by extension)")
+    exp.add_argument("out")
+    exp.add_argument("--format", required=True, choices=["trl", "hh", "ultrafeedback"])
+    exp.add_argument("--preferences", default="data/preferences.parquet",
+                     help="the label stage's preferences ('' = decisive labels in the store)")
+    exp.set_defaults(func=cmd_export)
+
+
+def validate_annotators_args(args) -> str | None:
+    if getattr(args, "label_command", None) == "annotators" and args.action == "add" and not args.id:
+        return "`prefpipe label annotators add` needs an annotator id"
+    return None

@@ -1,0 +1,103 @@
+"""Params of the label stage: routing, escalation, and each labeler's knobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefpipe.config.critic import CriticParams
+from prefpipe.config.knobs import knob
+
+LABELERS = ("verifier", "critic", "human", "simulated")
+ESCALATION_TARGETS = ("", "human", "simulated")
+
+
+@dataclass(frozen=True)
+class EscalationParams:
+    to: str = knob("", "where doubtful machine labels go for a second opinion: '' (off), 'human' or "
+                       "'simulated'; the escalated label replaces the machine label for training")
+    critic_confidence_below: float = knob(0.0, "escalate critic labels whose confidence is below this")
+    verifier_disagreement: bool = knob(False, "also ask the critic on verifier-routed pairs and escalate "
+                                              "the pairs where critic and verifier disagree")
+
+    def validate(self) -> str | None:
+        if self.to not in ESCALATION_TARGETS:
+            return f"escalate.to must be one of {list(ESCALATION_TARGETS)}, got '{self.to}'"
+        if not 0.0 <= self.critic_confidence_below <= 1.0:
+            return f"escalate.critic_confidence_below must be in [0, 1], got {self.critic_confidence_below}"
+        return None
+
+
+@dataclass(frozen=True)
+class VerifierParams:
+    undecided: str = knob("critic", "labeler for verifier-routed pairs whose two responses verify alike")
+    timeout_s: float = knob(5.0, "code sandbox: wall-clock limit per candidate (the process group is killed)")
+    cpu_s: float = knob(3.0, "code sandbox: CPU-seconds limit per candidate")
+    memory_mb: int = knob(256, "code sandbox: address-space limit per candidate")
+    workers: int = knob(2, "code sandbox: candidates run in parallel")
+
+    def validate(self) -> str | None:
+        if self.undecided not in ("critic", "human", "simulated"):
+            return f"verifier.undecided must be critic, human or simulated, got '{self.undecided}'"
+        if self.timeout_s <= 0 or self.cpu_s <= 0 or self.memory_mb < 32 or self.workers < 1:
+            return "verifier limits must be positive (memory_mb >= 32, workers >= 1)"
+        return None
+
+
+@dataclass(frozen=True)
+class HumanParams:
+    annotators: list[str] = knob([], "annotator ids who get queues (add each with `prefpipe label "
+                                     "annotators add ID`, which prints their sign-in token)")
+    overlap: int = knob(2, "annotators per pair (>= 2 gives inter-annotator agreement)")
+    gold_every: int = knob(10, "a known-answer (gold) item every N tasks in each queue (0 = none)")
+    wait_s: float = knob(0.0, "`prefpipe run` pauses the flow up to this long for pending human labels "
+                              "(0 = take the labels present)")
+    missing: str = knob("critic", "labeler for human-routed pairs still without a human label "
+                                  "('critic', 'simulated' or 'skip')")
+
+    def validate(self) -> str | None:
+        if self.overlap < 1 or self.gold_every < 0 or self.wait_s < 0:
+            return "human.overlap must be >= 1, human.gold_every and human.wait_s >= 0"
+        if self.missing not in ("critic", "simulated", "skip"):
+            return f"human.missing must be critic, simulated or skip, got '{self.missing}'"
+        return None
+
+
+@dataclass(frozen=True)
+class SimulatedParams:
+    annotators: int = knob(3, "simulated annotators in the pool")
+    overlap: int = knob(3, "simulated annotators per pair (>= 2 gives inter-annotator agreement)")
+    noise: float = knob(0.1, "chance of a random label (lapse rate)")
+    temperature: float = knob(0.5, "Bradley-Terry temperature on gold scores")
+    length_bias: float = knob(0.0, "extra score per word (> 0 = they favour long answers, and so will "
+                                   "the reward model)")
+
+    def validate(self) -> str | None:
+        if not 1 <= self.overlap <= self.annotators:
+            return f"simulated.overlap must be in 1..annotators ({self.annotators}), got {self.overlap}"
+        if not 0.0 <= self.noise <= 1.0:
+            return f"simulated.noise must be in [0, 1], got {self.noise}"
+        return "simulated.temperature must be > 0" if self.temperature <= 0 else None
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    routing: dict[str, str] = knob(
+        {"arithmetic": "verifier", "code": "verifier", "harmful": "simulated", "default": "critic"},
+        "category -> labeler (verifier | critic | human | simulated); 'default' covers the rest",
+    )
+    escalate: EscalationParams = field(default_factory=EscalationParams)
+    critic: CriticParams = field(default_factory=CriticParams)
+    verifier: VerifierParams = field(default_factory=VerifierParams)
+    human: HumanParams = field(default_factory=HumanParams)
+    simulated: SimulatedParams = field(default_factory=SimulatedParams)
+
+    def validate(self) -> str | None:
+        for category, labeler in self.routing.items():
+            if labeler not in LABELERS:
+                return f"routing.{category}: unknown labeler '{labeler}' (available: {', '.join(LABELERS)})"
+        if "default" not in self.routing:
+            return "routing must have a 'default' entry"
+        uses_humans = "human" in self.routing.values() or self.escalate.to == "human"
+        if uses_humans and len(self.human.annotators) < self.human.overlap:
+            return (f"human.annotators lists {len(self.human.annotators)} annotators but human.overlap is "
+                    f"{self.human.overlap}; add annotators or lower the overlap")
+        return None

@@ -1,0 +1,42 @@
+"""The label stage's side of human annotation: queue pairs for annotators, collect their labels.
+
+The annotation app (prefpipe.label.app) serves the queues; both sides meet only in the store."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from prefpipe.label import annotation
+from prefpipe.label.types import Label, PairToLabel
+from prefpipe.store import Store
+
+
+class HumanQueue:
+    def __init__(self, store: Store, params, seed: int):
+        self.store, self.params, self.seed = store, params, seed
+
+    def collect(self, pairs: Sequence[PairToLabel], gold: Mapping[str, str]) -> tuple[int, list[Label]]:
+        """Queue `pairs` (and gold items) for the configured annotators; return (newly queued tasks,
+        the human labels already submitted for `pairs`)."""
+        pair_ids = [p.pair_id for p in pairs]
+        queued = annotation.enqueue(self.store, pair_ids, self.params.annotators, self.params.overlap,
+                                    gold=gold if self.params.gold_every else {},
+                                    gold_every=self.params.gold_every, seed=self.seed)
+        return queued, annotation.human_labels(self.store, pair_ids)
+
+    def pending(self, pair_ids: Sequence[str]) -> int:
+        """Tasks for these pairs that their annotator has not answered yet."""
+        if not pair_ids:
+            return 0
+        table = self.store.query(
+            "SELECT count(*) AS n FROM annotation_tasks t WHERE t.pair_id IN (SELECT unnest(?)) "
+            "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.pair_id = t.pair_id AND l.source = 'human' "
+            "AND l.annotator = t.annotator_id)", [list(pair_ids)])
+        return int(table["n"][0].as_py())
+
+
+def pending_tasks(store: Store) -> int:
+    """All unanswered tasks in every queue (what `prefpipe run` waits for)."""
+    table = store.query(
+        "SELECT count(*) AS n FROM annotation_tasks t WHERE NOT EXISTS (SELECT 1 FROM labels l "
+        "WHERE l.pair_id = t.pair_id AND l.source = 'human' AND l.annotator = t.annotator_id)")
+    return int(table["n"][0].as_py())

@@ -1,0 +1,123 @@
+"""Fixtures for the annotation app: a DuckDB store with pairs, and the real server in a subprocess."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from prefpipe.store import Store
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def seed_pairs(store: Store, responses: list[tuple[str, str]], prompt: str = "What is 2 + 3?") -> list[str]:
+    """One prompt per pair, two candidates each; returns the pair ids p0, p1, ..."""
+    prompts, candidates, pairs = [], [], []
+    for i, (a, b) in enumerate(responses):
+        prompts.append({"prompt_id": f"q{i}", "source": "test", "category": "math",
+                        "prompt": f"{prompt} (#{i})", "meta": None, "split": "train"})
+        for side, text in (("a", a), ("b", b)):
+            candidates.append({"candidate_id": f"c{i}{side}", "prompt_id": f"q{i}", "model_version": "m",
+                               "generation_key": "g", "sample_index": 0 if side == "a" else 1,
+                               "response": text, "finished": True, "num_tokens": len(text.split())})
+        pairs.append({"pair_id": f"p{i}", "prompt_id": f"q{i}", "candidate_a": f"c{i}a",
+                      "candidate_b": f"c{i}b", "generation_key": "g"})
+    store.upsert("prompts", pa.Table.from_pylist(prompts))
+    store.upsert("candidates", pa.Table.from_pylist(candidates))
+    store.upsert("pairs", pa.Table.from_pylist(pairs))
+    return [p["pair_id"] for p in pairs]
+
+
+@pytest.fixture
+def seed():
+    """seed_pairs as a fixture (test modules here cannot import this conftest by name)."""
+    return seed_pairs
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "store.duckdb", lock_timeout_s=20)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppServer:
+    """`python -m prefpipe.label.app.server` on a free loopback port, started and stopped for real."""
+
+    def __init__(self, store_path: Path, log_path: Path, rubric: Path | None = None):
+        self.store_path, self.log_path, self.rubric = store_path, log_path, rubric
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> AppServer:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "prefpipe.label.app.server", "--store", str(self.store_path),
+               "--port", str(self.port), "--log-level", "warning"]
+        if self.rubric:
+            cmd += ["--rubric", str(self.rubric)]
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"annotation server exited {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/login", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"annotation server not up after {timeout}s:\n{self.log()}")
+
+    def restart(self) -> AppServer:
+        """Stop (SIGTERM) and start a fresh process on the same port and store."""
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs (a crash)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # a loaded machine: don't leave a server behind
+                self.kill()
+
+
+@pytest.fixture
+def app_server(tmp_path):
+    """A factory: app_server(store_path) -> a started AppServer; every one is stopped at the end."""
+    servers: list[AppServer] = []
+
+    def start(store_path: Path, rubric: Path | None = None) -> AppServer:
+        server = AppServer(store_path, tmp_path / f"server{len(servers)}.log", rubric).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
