@@ -40,6 +40,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/training_steps.py
+	$(BIN)/python bench/labeling.py
 
 # Re-pin after editing requirements.in (uv resolves the whole stack in seconds).
 lock: setup

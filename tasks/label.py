@@ -13,6 +13,7 @@ import pyarrow as pa
 from prefpipe.label.agreement import agreement_report
 from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
 from prefpipe.label.human_queue import HumanQueue
+from prefpipe.label.interchange import InterchangeError, import_preferences, preference_rows
 from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
 from prefpipe.label.sandbox import SandboxLimits
@@ -21,7 +22,7 @@ from prefpipe.label.verifiers import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
-from tasks._stage import run_stage, write_json
+from tasks._stage import StageInputError, run_stage, write_json
 
 log = logging.getLogger("prefpipe")
 LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale",
@@ -39,13 +40,14 @@ def label(params, store) -> dict:
     routed = router.run(to_label)
 
     store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != "human"]))
-    final_ids = {id(lab) for lab in routed.final.values()}
-    table = _label_table(routed.labels, used=[id(lab) in final_ids for lab in routed.labels])
+    table = _label_table(routed.labels, used=[_trains(lab, routed.final.get(lab.pair_id))
+                                              for lab in routed.labels])
     write_parquet(table, paths.LABELS)
-    preferences = to_preferences(pairs, routed.final)
+    imported = _imported(params, store)
+    preferences = to_preferences(pairs, routed.final) + imported
     write_parquet(pa.Table.from_pylist(preferences), paths.PREFERENCES)
 
-    report = {"labels": len(routed.labels), "preferences": len(preferences),
+    report = {"labels": len(routed.labels), "preferences": len(preferences), "imported": len(imported),
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
     report.update(agreement_report([lab for lab in routed.labels if lab.source == "simulated"], "simulated_"))
@@ -64,6 +66,28 @@ def label(params, store) -> dict:
                  routed.human_pending)
     write_json(paths.METRICS / "label.json", report)
     return report
+
+
+def _trains(label: Label, final: Label | None) -> bool:
+    """Whether `label` decided its pair's training label (alone, or as one vote of a majority)."""
+    if final is None:
+        return False
+    return final is label or (final.source == label.source and final.annotator.startswith("majority-of-"))
+
+
+def _imported(params, store) -> list[dict]:
+    """Preferences of `label.imports`: imported into the store (idempotent) and trained on too."""
+    rows = []
+    for spec in params.label.imports:
+        column = spec.category_column or None
+        try:
+            report = import_preferences(store, spec.path, spec.format, spec.source, column, params.seed)
+            rows += preference_rows(spec.path, spec.format, spec.source, column, params.seed)
+        except InterchangeError as err:
+            raise StageInputError(f"label.imports: {err}") from err
+        log.info("imported %s: %d preferences (%d new pairs in the store)", spec.path, report.preferences,
+                 report.new_pairs)
+    return rows
 
 
 def _verifier(settings) -> Verifier:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import duckdb
 import httpx
 import pytest
 
@@ -152,3 +153,27 @@ def test_export_then_import_through_the_cli(labeled_repo, tmp_path):
     bad.write_text(out.read_text().splitlines()[0] + "\n" + '{"prompt": "p", "chosen": "x"}\n')
     failed = labeled_repo.prefpipe("label", "import", str(bad), "--format", "trl", check=False)
     assert failed.returncode == 2 and "bad.jsonl: line 2" in failed.stderr
+
+
+def test_label_imports_are_trained_on_and_bad_rows_stop_the_stage(labeled_repo, tmp_path):
+    inputs = labeled_repo.path / "data" / "inputs"
+    labeled_repo.prefpipe("label", "export", str(inputs / "mine.jsonl"), "--format", "hh")
+    exported = len(set((inputs / "mine.jsonl").read_text().splitlines()))  # distinct preferences
+    before = metrics(labeled_repo)["preferences"] - metrics(labeled_repo)["imported"]
+    labeled_repo.set_params({"label": {"imports": [{"path": "data/inputs/mine.jsonl", "format": "hh"}],
+                                       "human": {"wait_s": 0.0}}})
+    labeled_repo.dvc("repro", "label")
+    after = metrics(labeled_repo)
+    assert after["imported"] == exported and after["preferences"] == before + exported
+    pairs_before = stored_pairs(labeled_repo)
+    with open(inputs / "mine.jsonl", "a") as handle:
+        handle.write('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: a", "rejected": "no transcript"}\n')
+    failed = labeled_repo.dvc("repro", "label", check=False)
+    assert failed.returncode != 0
+    assert f"mine.jsonl: line {exported + 1}" in failed.stdout + failed.stderr
+    assert stored_pairs(labeled_repo) == pairs_before  # nothing of the bad file entered the store
+
+
+def stored_pairs(repo) -> int:
+    with duckdb.connect(str(repo.path / "store" / "prefpipe.duckdb"), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prefpipe.config.critic import CriticParams
 from prefpipe.config.knobs import knob
@@ -79,6 +80,17 @@ class SimulatedParams:
 
 
 @dataclass(frozen=True)
+class ImportSpec:
+    path: str = knob("", "a preference file to train on too; keep it under data/inputs so DVC tracks it")
+    format: Literal["trl", "hh", "ultrafeedback"] = knob("trl", "its format")
+    source: Literal["human", "critic", "verifier", "simulated"] = knob("human", "who labelled it")
+    category_column: str = knob("", "column holding each prompt's category ('' = 'imported')")
+
+    def validate(self) -> str | None:
+        return "imports[].path is required" if not self.path else None
+
+
+@dataclass(frozen=True)
 class LabelParams:
     routing: dict[str, str] = knob(
         {"arithmetic": "verifier", "code": "verifier", "harmful": "simulated", "default": "critic"},
@@ -89,6 +101,8 @@ class LabelParams:
     verifier: VerifierParams = field(default_factory=VerifierParams)
     human: HumanParams = field(default_factory=HumanParams)
     simulated: SimulatedParams = field(default_factory=SimulatedParams)
+    imports: list[ImportSpec] = knob([], "preference files (TRL, HH-RLHF, UltraFeedback) imported into the "
+                                         "store and added to the preferences the stage writes")
 
     def validate(self) -> str | None:
         for category, labeler in self.routing.items():

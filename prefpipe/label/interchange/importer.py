@@ -231,3 +231,19 @@ def import_preferences(store: Store, path: str | Path, fmt: str, source: str = "
                         skipped=skipped, duplicates=len(parsed) - len(tables["pairs"]),
                         new_prompts=added["prompts"], new_candidates=added["candidates"],
                         new_pairs=added["pairs"], new_labels=added["labels"])
+
+
+def preference_rows(path: str | Path, fmt: str, source: str = "human", category_column: str | None = None,
+                    seed: int = 0) -> list[dict]:
+    """A file's preferences as rows of the label stage's preferences snapshot (the same ids the
+    store gets from `import_preferences`), so imported data can be trained on."""
+    path = Path(path)
+    parsed, _, _ = parse_file(path, fmt, category_column, seed)
+    tables = build_rows(parsed, path.name, source)
+    prompts = {row["prompt_id"]: row for row in tables["prompts"]}
+    responses = {row["candidate_id"]: row["response"] for row in tables["candidates"]}
+    return [{"pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"],
+             "prompt": prompts[pair["prompt_id"]]["prompt"], "category": prompts[pair["prompt_id"]]["category"],
+             "chosen": responses[pair["candidate_a"]], "chosen_finished": True,
+             "rejected": responses[pair["candidate_b"]], "rejected_finished": True, "source": source,
+             "confidence": 1.0} for pair in tables["pairs"]]
