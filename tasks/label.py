@@ -37,7 +37,10 @@ def label(params, store) -> dict:
     router = LabelRouter(params.label, params.seed, world, verifier=_verifier(params.label.verifier),
                          critic=_critic(params, world),
                          humans=HumanQueue(store, params.label.human, params.seed))
-    routed = router.run(to_label)
+    try:
+        routed = router.run(to_label)
+    except ValueError as err:  # a routing that the data cannot support: say which, before any write
+        raise StageInputError(f"label.routing: {err}") from err
 
     store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != "human"]))
     table = _label_table(routed.labels, used=[_trains(lab, routed.final.get(lab.pair_id))

@@ -110,6 +110,12 @@ def test_simulated_routing_needs_world_prompts():
         router(LabelParams(routing={"default": "simulated"})).run([stranger])
 
 
+def test_verifier_routing_needs_reference_answers():
+    stranger = PairToLabel("x", "not-in-world", "math", "4", True, "5", True, "What is 2 + 2?")
+    with pytest.raises(ValueError, match=r"\['math'\] are routed to the verifier"):
+        router(LabelParams(routing={"default": "verifier"})).run([stranger])
+
+
 def _store_with_pairs(tmp_path, pairs: list[PairToLabel]) -> Store:
     store = Store(tmp_path / "store.duckdb")
     store.upsert("prompts", pa.Table.from_pylist([
