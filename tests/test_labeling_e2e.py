@@ -158,7 +158,8 @@ def test_export_then_import_through_the_cli(labeled_repo, tmp_path):
 def test_label_imports_are_trained_on_and_bad_rows_stop_the_stage(labeled_repo, tmp_path):
     inputs = labeled_repo.path / "data" / "inputs"
     labeled_repo.prefpipe("label", "export", str(inputs / "mine.jsonl"), "--format", "hh")
-    exported = len(set((inputs / "mine.jsonl").read_text().splitlines()))  # distinct preferences
+    lines = (inputs / "mine.jsonl").read_text().splitlines()
+    exported = len(set(lines))  # distinct preferences
     before = metrics(labeled_repo)["preferences"] - metrics(labeled_repo)["imported"]
     labeled_repo.set_params({"label": {"imports": [{"path": "data/inputs/mine.jsonl", "format": "hh"}],
                                        "human": {"wait_s": 0.0}}})
@@ -170,7 +171,7 @@ def test_label_imports_are_trained_on_and_bad_rows_stop_the_stage(labeled_repo, 
         handle.write('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: a", "rejected": "no transcript"}\n')
     failed = labeled_repo.dvc("repro", "label", check=False)
     assert failed.returncode != 0
-    assert f"mine.jsonl: line {exported + 1}" in failed.stdout + failed.stderr
+    assert f"mine.jsonl: line {len(lines) + 1}" in failed.stdout + failed.stderr
     assert stored_pairs(labeled_repo) == pairs_before  # nothing of the bad file entered the store
 
 
