@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from prefpipe.label.group_commit import GroupCommit
 from prefpipe.label.simulated import pair_rng
 from prefpipe.label.types import Label
 from prefpipe.store import Store
@@ -26,7 +26,8 @@ from prefpipe.store import Store
 SHOWN_CHOICES = ("first", "second", "tie", "both_bad")
 MAX_RATIONALE_CHARS = 5000
 ANNOTATOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_WRITE_LOCK = threading.Lock()  # one writer at a time in this process
+_COMMITS = GroupCommit()  # submits of concurrent annotators share a transaction
+_WRITE_LOCK = _COMMITS.lock  # one writer at a time in this process
 
 
 @dataclass(frozen=True)
@@ -241,8 +242,8 @@ def queue_progress(store: Store, annotator_id: str) -> tuple[int, int]:
 def _fetch_one(con, sql: str, params: list) -> dict | None:
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
-    row = cursor.fetchone()
-    return None if row is None else dict(zip(names, row))
+    rows = cursor.fetchall()  # fetchone() would leave the result open for the connection's next query
+    return dict(zip(names, rows[0])) if rows else None
 
 
 def _counts(con, annotator_id: str) -> tuple[int, int]:
@@ -278,12 +279,12 @@ def submit(store: Store, annotator_id: str, task_id: str, choice_shown: str,
     rationale = (rationale or "").strip() or None
     if rationale is not None and len(rationale) > MAX_RATIONALE_CHARS:
         raise ValueError(f"rationale has {len(rationale)} characters; keep it under {MAX_RATIONALE_CHARS}")
-    with _WRITE_LOCK, store.transaction() as con:
+    def write(con) -> dict:
         task = con.execute("SELECT pair_id, annotator_id, shown_order FROM annotation_tasks "
-                           "WHERE task_id = ?", [task_id]).fetchone()
-        if task is None:
+                           "WHERE task_id = ?", [task_id]).fetchall()
+        if not task:
             raise LookupError(f"task {task_id!r} does not exist")
-        pair_id, owner, shown_order = task
+        pair_id, owner, shown_order = task[0]
         if owner != annotator_id:
             raise PermissionError(f"task {task_id!r} is not in {annotator_id!r}'s queue")
         key = label_id(pair_id, "human", annotator_id)
@@ -292,7 +293,9 @@ def submit(store: Store, annotator_id: str, task_id: str, choice_shown: str,
                     "ON CONFLICT (label_id) DO NOTHING",
                     [key, pair_id, annotator_id, to_pair_choice(choice_shown, shown_order), rationale,
                      shown_order])
-        stored = _fetch_one(con, "SELECT * FROM labels WHERE label_id = ?", [key])
+        return _fetch_one(con, "SELECT * FROM labels WHERE label_id = ?", [key])
+
+    stored = _COMMITS.run(store, write)
     return _label(stored)
 
 

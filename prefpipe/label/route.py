@@ -79,8 +79,8 @@ class LabelRouter:
             return []
         unknown = sorted({p.category for p in pairs if self.world.get(p.prompt_id) is None})
         if unknown:
-            raise ValueError(f"categories {unknown} are routed to the verifier, which needs reference answers "
-                             "and tests (the embedded world's); route them to 'critic' or 'human'")
+            raise ValueError(f"categories {unknown} are routed to the verifier, which needs reference "
+                             "answers and tests (the embedded world's); route them to 'critic' or 'human'")
         for label in self.verifier.label(pairs, self.world):
             if label is not None:
                 routed.labels.append(label)

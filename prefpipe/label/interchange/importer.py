@@ -243,7 +243,8 @@ def preference_rows(path: str | Path, fmt: str, source: str = "human", category_
     prompts = {row["prompt_id"]: row for row in tables["prompts"]}
     responses = {row["candidate_id"]: row["response"] for row in tables["candidates"]}
     return [{"pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"],
-             "prompt": prompts[pair["prompt_id"]]["prompt"], "category": prompts[pair["prompt_id"]]["category"],
+             "prompt": prompts[pair["prompt_id"]]["prompt"],
+             "category": prompts[pair["prompt_id"]]["category"],
              "chosen": responses[pair["candidate_a"]], "chosen_finished": True,
              "rejected": responses[pair["candidate_b"]], "rejected_finished": True, "source": source,
              "confidence": 1.0} for pair in tables["pairs"]]
