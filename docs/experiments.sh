@@ -5,7 +5,7 @@
 #   bash docs/experiments.sh            (about 25 minutes on a 2-core CPU)
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
-BIASED="-S label.length_bias=0.5"
+BIASED="-S label.routing.default=simulated -S label.routing.harmful=simulated -S label.simulated.length_bias=0.5"
 
 run() {
   local name=$1; shift

@@ -50,15 +50,33 @@ TABLE_COLUMNS = (  # (header, metrics file, key, format)
 )
 
 
-def markdown_table(runs: dict[str, dict]) -> str:
+LABELING_COLUMNS = (
+    ("preferences", "label", "preferences", "d"),
+    ("training labels vs gold", "label", "gold_agreement", ".3f"),
+    ("critic vs gold", "label", "critic_gold_agreement", ".3f"),
+    ("critic prefers longer", "label", "critic_prefers_longer", ".3f"),
+    ("critic prefers first shown", "label", "critic_prefers_first", ".3f"),
+    ("critic orders agree", "label", "critic_order_agreement", ".3f"),
+    ("escalated", "label", "escalated", "d"),
+    ("RM gold acc.", "reward", "val_gold_accuracy", ".3f"),
+    ("RM-length corr.", "reward", "reward_length_correlation", ".2f"),
+    ("gold win rate vs SFT [95% CI]", "evaluate", "win_rate", "ci"),
+    ("KL nats", "evaluate", "kl_nats", ".2f"),
+    ("tokens policy / SFT", "evaluate", "policy_mean_tokens", "tokens"),
+    ("flaws / response", "evaluate", "policy_flaws", ".3f"),
+)
+COLUMN_SETS = {"algorithms": TABLE_COLUMNS, "labeling": LABELING_COLUMNS}
+
+
+def markdown_table(runs: dict[str, dict], columns: tuple = TABLE_COLUMNS) -> str:
     """The key metrics of each run, one row per run."""
-    lines = ["| run | " + " | ".join(h for h, *_ in TABLE_COLUMNS) + " |",
-             "|---|" + "---|" * len(TABLE_COLUMNS)]
+    lines = ["| run | " + " | ".join(h for h, *_ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for name, run in runs.items():
         cells = []
-        for _, file, key, fmt in TABLE_COLUMNS:
+        for _, file, key, fmt in columns:
             values = run["metrics"].get(file, {})
-            if key not in values:
+            if values.get(key) is None:
                 cells.append("")
             elif fmt == "ci":
                 cells.append(f"{values[key]:.3f} [{values[key + '_low']:.3f}, {values[key + '_high']:.3f}]")
@@ -110,6 +128,7 @@ def main() -> None:
     c.add_argument("--into", type=Path, default=Path("docs/results"))
     t = sub.add_parser("table")
     t.add_argument("names", nargs="+")
+    t.add_argument("--columns", choices=sorted(COLUMN_SETS), default="algorithms")
     t.add_argument("--into", type=Path, default=Path("docs/results"))
     p = sub.add_parser("plot")
     p.add_argument("names", nargs="+")
@@ -122,7 +141,8 @@ def main() -> None:
     if args.command == "collect":
         print(collect(args.name, args.into))
     elif args.command == "table":
-        print(markdown_table({name: load_run(args.into / name) for name in args.names}))
+        runs = {name: load_run(args.into / name) for name in args.names}
+        print(markdown_table(runs, COLUMN_SETS[args.columns]))
     else:
         runs = {name: load_run(args.into / name) for name in args.names}
         plot(runs, args.keys.split(","), args.out, args.title, args.kl_target)
