@@ -42,49 +42,43 @@ def test_concurrent_writes_all_commit_in_fewer_transactions(store):
     assert len({r["txn"] for r in rows}) < 24  # some writes shared a transaction
 
 
-def test_a_refusal_reaches_only_its_caller_and_the_batch_commits(store):
-    commits = GroupCommit()
-    with commits.lock:  # hold the lock so both writes are pending together, then commit them as one batch
-        outcome = {}
-
-        def refuse(con):
-            raise PermissionError("not yours")
-
-        def insert(con):
-            con.execute("INSERT INTO log VALUES (1, txid_current())")
-            return "ok"
-
-        threads = [threading.Thread(target=lambda f=f, k=k: outcome.__setitem__(k, _call(commits, store, f)))
-                   for k, f in (("refused", refuse), ("inserted", insert))]
+def run_as_one_batch(commits: GroupCommit, store: Store, writes: dict) -> dict:
+    """Start every write while the lock is held, so that they are all pending together and
+    commit as one batch; returns each write's result or raised error."""
+    outcome = {}
+    with commits.lock:
+        threads = [threading.Thread(target=lambda k=k, f=f: outcome.__setitem__(k, _call(commits, store, f)))
+                   for k, f in writes.items()]
         for thread in threads:
             thread.start()
-        while len(commits._pending) < 2:
+        while len(commits._pending) < len(writes):
             pass
     for thread in threads:
         thread.join()
+    return outcome
+
+
+def test_a_refusal_reaches_only_its_caller_and_the_batch_commits(store):
+    def refuse(con):
+        raise PermissionError("not yours")
+
+    def insert(con):
+        con.execute("INSERT INTO log VALUES (1, txid_current())")
+        return "ok"
+
+    outcome = run_as_one_batch(GroupCommit(), store, {"refused": refuse, "inserted": insert})
     assert isinstance(outcome["refused"], PermissionError) and outcome["inserted"] == "ok"
     assert store.count("log") == 1
 
 
 def test_a_failure_rolls_back_the_whole_batch_and_reaches_every_caller(store):
-    commits = GroupCommit()
-    with commits.lock:
-        outcome = {}
+    def insert(con):
+        con.execute("INSERT INTO log VALUES (2, txid_current())")
 
-        def insert(con):
-            con.execute("INSERT INTO log VALUES (2, txid_current())")
+    def crash(con):
+        con.execute("INSERT INTO log VALUES (2, txid_current())")  # duplicate key: a real failure
 
-        def crash(con):
-            con.execute("INSERT INTO log VALUES (2, txid_current())")  # duplicate key: a real failure
-
-        threads = [threading.Thread(target=lambda f=f, k=k: outcome.__setitem__(k, _call(commits, store, f)))
-                   for k, f in (("first", insert), ("second", crash))]
-        for thread in threads:
-            thread.start()
-        while len(commits._pending) < 2:
-            pass
-    for thread in threads:
-        thread.join()
+    outcome = run_as_one_batch(GroupCommit(), store, {"first": insert, "second": crash})
     assert all(isinstance(result, Exception) for result in outcome.values())
     assert store.count("log") == 0
 
