@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields, is_dataclass
 
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
-from flows.label_cli import add_label_commands, validate_annotators_args
+from flows.label_cli import add_label_commands
 
 
 def cmd_run(args) -> int:
@@ -121,11 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     prepare_environment()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    problem = validate_annotators_args(args)
-    if problem:
-        parser.error(problem)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

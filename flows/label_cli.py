@@ -92,10 +92,12 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--rubric", default=None, help="Markdown guidelines shown to annotators")
     serve.set_defaults(func=cmd_serve)
     annotators = commands.add_parser("annotators", help="add an annotator (prints a token) or list them")
-    annotators.add_argument("action", choices=["add", "list"])
-    annotators.add_argument("id", nargs="?")
-    annotators.add_argument("--admin", action="store_true", help="may open /admin")
-    annotators.set_defaults(func=cmd_annotators)
+    actions = annotators.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add an annotator, or issue a new token for one")
+    add.add_argument("id")
+    add.add_argument("--admin", action="store_true", help="may open /admin")
+    add.set_defaults(func=cmd_annotators)
+    actions.add_parser("list", help="every annotator's progress").set_defaults(func=cmd_annotators)
     status = commands.add_parser("status", help="human labels, pending tasks, gold accuracy, agreement")
     status.set_defaults(func=cmd_status)
     imp = commands.add_parser("import", help="import preference data into the store")
@@ -111,8 +113,3 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
                      help="the label stage's preferences ('' = decisive labels in the store)")
     exp.set_defaults(func=cmd_export)
 
-
-def validate_annotators_args(args) -> str | None:
-    if getattr(args, "label_command", None) == "annotators" and args.action == "add" and not args.id:
-        return "`prefpipe label annotators add` needs an annotator id"
-    return None

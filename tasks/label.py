@@ -4,7 +4,6 @@ store every label, snapshot the labels and the preferences they imply, report ag
 Run: python -m tasks.label"""
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 
@@ -13,11 +12,11 @@ import pyarrow as pa
 from prefpipe.label.agreement import agreement_report
 from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
 from prefpipe.label.human_queue import HumanQueue
-from prefpipe.label.interchange import InterchangeError, import_preferences, preference_rows
+from prefpipe.label.interchange import InterchangeError, import_for_training
 from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
 from prefpipe.label.sandbox import SandboxLimits
-from prefpipe.label.types import Label, PairToLabel
+from prefpipe.label.types import Label, PairToLabel, label_id
 from prefpipe.label.verifiers import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
@@ -84,10 +83,11 @@ def _imported(params, store) -> list[dict]:
     for spec in params.label.imports:
         column = spec.category_column or None
         try:
-            report = import_preferences(store, spec.path, spec.format, spec.source, column, params.seed)
-            rows += preference_rows(spec.path, spec.format, spec.source, column, params.seed)
+            report, preferences = import_for_training(store, spec.path, spec.format, spec.source, column,
+                                                      params.seed)
         except InterchangeError as err:
             raise StageInputError(f"label.imports: {err}") from err
+        rows += preferences
         log.info("imported %s: %d preferences (%d new pairs in the store)", spec.path, report.preferences,
                  report.new_pairs)
     return rows
@@ -109,15 +109,12 @@ def _label_table(labels: list[Label], used: list[bool] | None = None) -> pa.Tabl
     records = []
     for n, lab in enumerate(labels):
         values = asdict(lab)
-        record = {"label_id": label_id(lab), **{k: values[k] for k in LABEL_FIELDS}}
+        record = {"label_id": label_id(lab.pair_id, lab.source, lab.annotator),
+                  **{k: values[k] for k in LABEL_FIELDS}}
         if used is not None:
             record["used_for_training"] = used[n]
         records.append(record)
     return pa.Table.from_pylist(records)
-
-
-def label_id(label: Label) -> str:
-    return hashlib.sha256(f"{label.pair_id}:{label.source}:{label.annotator}".encode()).hexdigest()[:16]
 
 
 if __name__ == "__main__":

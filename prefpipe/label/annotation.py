@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from prefpipe.label.group_commit import GroupCommit
 from prefpipe.label.simulated import pair_rng
-from prefpipe.label.types import Label
+from prefpipe.label.types import Label, label_id
 from prefpipe.store import Store
 
 SHOWN_CHOICES = ("first", "second", "tie", "both_bad")
@@ -47,11 +47,6 @@ class TaskView:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def label_id(pair_id: str, source: str, annotator: str) -> str:
-    """The labels primary key; the same formula as the label stage (tasks/label.py)."""
-    return hashlib.sha256(f"{pair_id}:{source}:{annotator}".encode()).hexdigest()[:16]
 
 
 def task_id(pair_id: str, annotator_id: str) -> str:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe.label.interchange.formats import PARSERS, BadRow, InterchangeError, Preference, check_format
-from prefpipe.label.types import SOURCES
+from prefpipe.label.types import SOURCES, label_id
 from prefpipe.store import Store
 from prefpipe.world.prompts import prompt_id
 
@@ -59,11 +59,6 @@ class ImportReport:
 def _key(*parts) -> str:
     """The store's id: the first 16 hex digits of SHA-256 over the parts (as `tasks.generate`)."""
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:16]
-
-
-def label_id(pair_id: str, source: str, annotator: str) -> str:
-    """The same label id the label stage gives (`tasks.label._label_id`)."""
-    return hashlib.sha256(f"{pair_id}:{source}:{annotator}".encode()).hexdigest()[:16]
 
 
 # --- containers --------------------------------------------------------------------------------
@@ -220,31 +215,35 @@ def import_preferences(store: Store, path: str | Path, fmt: str, source: str = "
     (.jsonl/.json lines, .parquet, or a `datasets.save_to_disk` folder). `source` is the labels'
     source (one of the store's label sources); `category_column` names a column holding each
     prompt's category (default: 'imported'); `seed` fixes UltraFeedback's rejected draw."""
-    path = Path(path)
+    return _import(store, Path(path), fmt, source, category_column, seed)[0]
+
+
+def import_for_training(store: Store, path: str | Path, fmt: str, source: str = "human",
+                        category_column: str | None = None, seed: int = 0) -> tuple[ImportReport, list[dict]]:
+    """`import_preferences`, plus the file's preferences as rows of the label stage's preferences
+    snapshot (with the ids the store got), so imported data can be trained on."""
+    report, tables = _import(store, Path(path), fmt, source, category_column, seed)
+    prompts = {row["prompt_id"]: row for row in tables["prompts"]}
+    responses = {row["candidate_id"]: row["response"] for row in tables["candidates"]}
+    rows = [{"pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"],
+             "prompt": prompts[pair["prompt_id"]]["prompt"],
+             "category": prompts[pair["prompt_id"]]["category"],
+             "chosen": responses[pair["candidate_a"]], "chosen_finished": True,
+             "rejected": responses[pair["candidate_b"]], "rejected_finished": True, "source": source,
+             "confidence": 1.0} for pair in tables["pairs"]]
+    return report, rows
+
+
+def _import(store: Store, path: Path, fmt: str, source: str, category_column: str | None,
+            seed: int) -> tuple[ImportReport, dict[str, list[dict]]]:
     if source not in SOURCES:
         raise InterchangeError(f"{path}: source '{source}' is not a label source; use one of "
                                f"{', '.join(SOURCES)}")
     parsed, n_rows, skipped = parse_file(path, fmt, category_column, seed)
     tables = build_rows(parsed, path.name, source)
     added = insert_new(store, tables) if tables["pairs"] else dict.fromkeys(SCHEMAS, 0)
-    return ImportReport(path=str(path), fmt=fmt, rows=n_rows, preferences=len(tables["pairs"]),
-                        skipped=skipped, duplicates=len(parsed) - len(tables["pairs"]),
-                        new_prompts=added["prompts"], new_candidates=added["candidates"],
-                        new_pairs=added["pairs"], new_labels=added["labels"])
-
-
-def preference_rows(path: str | Path, fmt: str, source: str = "human", category_column: str | None = None,
-                    seed: int = 0) -> list[dict]:
-    """A file's preferences as rows of the label stage's preferences snapshot (the same ids the
-    store gets from `import_preferences`), so imported data can be trained on."""
-    path = Path(path)
-    parsed, _, _ = parse_file(path, fmt, category_column, seed)
-    tables = build_rows(parsed, path.name, source)
-    prompts = {row["prompt_id"]: row for row in tables["prompts"]}
-    responses = {row["candidate_id"]: row["response"] for row in tables["candidates"]}
-    return [{"pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"],
-             "prompt": prompts[pair["prompt_id"]]["prompt"],
-             "category": prompts[pair["prompt_id"]]["category"],
-             "chosen": responses[pair["candidate_a"]], "chosen_finished": True,
-             "rejected": responses[pair["candidate_b"]], "rejected_finished": True, "source": source,
-             "confidence": 1.0} for pair in tables["pairs"]]
+    report = ImportReport(path=str(path), fmt=fmt, rows=n_rows, preferences=len(tables["pairs"]),
+                          skipped=skipped, duplicates=len(parsed) - len(tables["pairs"]),
+                          new_prompts=added["prompts"], new_candidates=added["candidates"],
+                          new_pairs=added["pairs"], new_labels=added["labels"])
+    return report, tables

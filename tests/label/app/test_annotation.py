@@ -12,12 +12,12 @@ from prefpipe.label.annotation import (
     get_task,
     gold_accuracy,
     human_labels,
-    label_id,
     next_task,
     progress,
     submit,
     to_pair_choice,
 )
+from prefpipe.label.types import label_id
 from prefpipe.store import Store
 
 
