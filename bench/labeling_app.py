@@ -52,7 +52,7 @@ def bench_app(annotators: int = 20, submits_each: int = 25) -> dict:
     """Run the bench; returns latencies (ms), throughput and counts."""
     import httpx
 
-    from prefpipe.label.annotation import add_annotator, enqueue
+    from prefpipe.annotate.annotation import add_annotator, enqueue
     from prefpipe.store import Store
 
     with tempfile.TemporaryDirectory(prefix="labeling-bench-") as tmp:
@@ -63,9 +63,10 @@ def bench_app(annotators: int = 20, submits_each: int = 25) -> dict:
         enqueue(store, pair_ids, names, overlap=1, gold={}, gold_every=0, seed=0)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
+        serve = ("import sys; from prefpipe.annotate.app.server import serve; "
+                 "serve(sys.argv[1], port=int(sys.argv[2]), log_level='warning')")
         server = subprocess.Popen(
-            [sys.executable, "-m", "prefpipe.label.app.server", "--store", str(store.path),
-             "--port", str(port), "--log-level", "warning"], cwd=ROOT,
+            [sys.executable, "-c", serve, str(store.path), str(port)], cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
         try:
             deadline = time.monotonic() + 60

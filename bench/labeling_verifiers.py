@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def bench_verifiers(n: int, workers: int) -> dict:
     """Time n math checks, n unique sandboxed code runs (cache off) and the same n again cached."""
-    from prefpipe.label.math_answer import math_reward
-    from prefpipe.label.sandbox import SandboxLimits, clear_cache, run_many
-    from prefpipe.label.verifiers import code_part, world_code_tests
+    from prefpipe.verify.math_answer import math_reward
+    from prefpipe.verify.sandbox import SandboxLimits, clear_cache, run_many
+    from prefpipe.verify.verifiers import code_part, world_code_tests
     from prefpipe.world.prompts import all_prompts
     from prefpipe.world.responses import Style, render
 

@@ -96,9 +96,9 @@ def measure(kind: str, threads: int, size: str, lora: int, precision: str) -> di
     else:
         from transformers import GPT2ForSequenceClassification
 
+        from prefpipe.models.scoring import scalar_rewards
         from prefpipe.train.grpo import train_grpo
         from prefpipe.train.ppo import train_ppo
-        from prefpipe.train.reward import scalar_rewards
 
         prompts = [text(rng, 10) for _ in range(200)]
         reference = None
@@ -117,7 +117,8 @@ def measure(kind: str, threads: int, size: str, lora: int, precision: str) -> di
         else:
             grpo = GRPOParams(iterations=steps, prompts_per_iteration=batch // 4, group_size=4,
                               minibatch_size=16, sampling=sampling)
-            history = train_grpo(policy, reference, lambda i, ids, done: float(len(ids) % 2), tokenizer,
+            odd = lambda completion_ids, **_: [float(len(ids) % 2) for ids in completion_ids]  # noqa: E731
+            history = train_grpo(policy, reference, [odd], tokenizer,
                                  prompts, grpo, 128, 0, context)
         tokens = sum(batch * (r["response_tokens"] + 12) for r in history)
     elapsed = time.perf_counter() - start

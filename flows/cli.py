@@ -1,4 +1,8 @@
-"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params."""
+"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params.
+
+Every `PrefpipeError` (bad params, data, store, labeler...) or missing file ends the command with
+one line on stderr and exit code 2; `prefpipe --debug ...` shows its traceback too. Prefect is
+imported only inside the commands that need it, after `main` has set the environment it reads."""
 from __future__ import annotations
 
 import argparse
@@ -6,36 +10,24 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from dataclasses import fields, is_dataclass
+from typing import NoReturn
 
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
 from flows.label_cli import add_label_commands
+from prefpipe.errors import PrefpipeError
 
 
 def cmd_run(args) -> int:
-    from flows.pipeline import pipeline
+    from flows.pipeline import pipeline, plan  # imports Prefect: after prepare_environment()
+    from prefpipe.evaluate.headline import summary_lines
 
+    plan(args.stage or None)  # bad params or stage names: one line, before Prefect starts a run
     metrics = pipeline(only=args.stage or None, force=args.force)
-    evaluation = metrics.get("evaluate", {})
-    reward = metrics.get("reward", {})
     print("\n=== prefpipe summary ===")
-    if "win_rate" in evaluation:
-        print(f"gold win rate vs SFT : {evaluation['win_rate']:.3f} "
-              f"[{evaluation['win_rate_low']:.3f}, {evaluation['win_rate_high']:.3f}] (95% CI)")
-    if "kl_nats" in evaluation:
-        print(f"KL from reference    : {evaluation['kl_nats']:.3f} nats/sequence")
-    if "policy_well_formed" in evaluation:
-        print(f"well-formed share    : policy {evaluation['policy_well_formed']:.3f}, "
-              f"SFT {evaluation['reference_well_formed']:.3f}")
-    policy = metrics.get("policy", {})
-    if "algorithm" in policy:
-        print(f"policy optimiser     : {policy['algorithm']}"
-              + (f" (final beta {policy['final_beta']:.3g})" if "final_beta" in policy else ""))
-    if "policy_accuracy_arithmetic" in evaluation:
-        print(f"arithmetic accuracy  : policy {evaluation['policy_accuracy_arithmetic']:.3f}, "
-              f"SFT {evaluation['reference_accuracy_arithmetic']:.3f}")
-    if "val_gold_accuracy" in reward:
-        print(f"reward model accuracy: {reward['val_gold_accuracy']:.3f} vs gold on held-out pairs")
+    for line in summary_lines(metrics):
+        print(line)
     print(f"report               : {ROOT / 'reports' / 'evaluation.md'}")
     return 0
 
@@ -71,13 +63,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from prefpipe.config import ParamsError, load_params
+    from prefpipe.config import load_params
 
-    try:
-        params = load_params(ROOT / args.file)
-    except ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    params = load_params(ROOT / args.file)
     for key, value, help_text in _walk(params, ""):
         print(f"{key:42} {value!r:28} {help_text}")
     return 0
@@ -93,8 +81,17 @@ def _walk(obj, prefix):
             yield key, value, f.metadata.get("help", "")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit code 2, as argparse's own)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prefpipe", description=__doc__)
+    parser = Parser(prog="prefpipe", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the whole DAG as a Prefect flow")
     run.add_argument("--stage", action="append", help="only this stage (repeatable)")
@@ -122,7 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     prepare_environment()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (PrefpipeError, FileNotFoundError) as err:  # a file the user named is missing: theirs to fix
+        if args.debug:
+            traceback.print_exc()
+        message = f"{err.filename}: no such file or folder" if isinstance(err, FileNotFoundError) else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""Read the stage graph from dvc.yaml: the single declaration both runners use."""
+"""Read the stage graph from dvc.yaml: the single declaration both runners use.
+
+What the flow must do around a stage is declared on the stage, in a `meta:` block DVC ignores:
+`meta: {after: HOOK}` names a hook of flows/hooks.py that runs after the stage."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import yaml
+
+from prefpipe.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,7 @@ class Stage:
     deps: tuple[str, ...]
     outs: tuple[str, ...]
     upstream: tuple[str, ...]  # stages whose outputs this stage reads
+    after: str | None = None  # meta.after: the hook (flows/hooks.py) the flow runs after the stage
 
 
 def _paths(entries) -> tuple[str, ...]:
@@ -29,6 +35,14 @@ def _under(path: str, parent: str) -> bool:
     return p == q or q in p.parents
 
 
+def _after_hook(dvc_yaml: str | Path, name: str, spec: dict) -> str | None:
+    meta = spec.get("meta") or {}
+    after = meta.get("after") if isinstance(meta, dict) else None
+    if after is not None and not isinstance(after, str):
+        raise ConfigError(f"{dvc_yaml}: stage {name}: meta.after must be a hook name, got {after!r}")
+    return after
+
+
 def load_stages(dvc_yaml: str | Path = "dvc.yaml") -> list[Stage]:
     """Stages in dependency order (ties keep the file's order); raises on a cycle."""
     spec = yaml.safe_load(Path(dvc_yaml).read_text())
@@ -41,12 +55,12 @@ def load_stages(dvc_yaml: str | Path = "dvc.yaml") -> list[Stage]:
         upstream = tuple(other for other in raw if other != name and any(
             _under(d, o) or _under(o, d) for d in deps for o in outs[other]))
         cmd = s["cmd"] if isinstance(s["cmd"], str) else " && ".join(s["cmd"])
-        stages[name] = Stage(name, cmd, deps, outs[name], upstream)
+        stages[name] = Stage(name, cmd, deps, outs[name], upstream, _after_hook(dvc_yaml, name, s))
     ordered, done = [], set()
     while len(ordered) < len(stages):
         ready = [s for n, s in stages.items() if n not in done and set(s.upstream) <= done]
         if not ready:
-            raise ValueError(f"{dvc_yaml}: stages form a cycle among {sorted(set(stages) - done)}")
+            raise ConfigError(f"{dvc_yaml}: stages form a cycle among {sorted(set(stages) - done)}")
         ordered.append(ready[0])
         done.add(ready[0].name)
     return ordered

@@ -1,4 +1,8 @@
-"""Environment every entry point sets before Prefect is imported."""
+"""Environment every entry point sets before Prefect is imported (Prefect reads PREFECT_HOME when
+it is imported), and the environment the flow gives the commands it starts.
+
+Importing this module sets nothing: entry points (flows/cli.py `main`) call
+`prepare_environment()` first and import Prefect after it."""
 from __future__ import annotations
 
 import json
@@ -7,7 +11,18 @@ import sys
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def project_root() -> Path:
+    """The project (dvc.yaml, params.yaml, store): $PREFPIPE_ROOT if set, else the checkout these
+    modules sit in (a source tree or an editable install), else the working directory (an installed
+    package run from inside the project)."""
+    if os.environ.get("PREFPIPE_ROOT"):
+        return Path(os.environ["PREFPIPE_ROOT"]).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "dvc.yaml").exists() else Path.cwd().resolve()
+
+
+ROOT = project_root()
 UI_STATE = ROOT / ".prefect" / "ui.json"
 
 
@@ -15,14 +30,23 @@ def prepare_environment() -> None:
     """Project-local Prefect home, no analytics, and this venv's python first on PATH."""
     os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    bin_dir = str(Path(sys.executable).parent)
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    os.environ.update(command_environment())
     if "PREFECT_API_URL" not in os.environ:
         url = running_ui_api_url()
         if url:
             os.environ["PREFECT_API_URL"] = url
+
+
+def command_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a command it starts (dvc, a stage): this venv's python and
+    tools first on PATH, quiet tokenizers, plus `extra`. Also right when a Prefect worker, not an
+    entry point of ours, imported the flow."""
+    env = {**os.environ, **extra}
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    bin_dir = str(Path(sys.executable).parent)
+    if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def server_healthy(api_url: str, timeout: float = 2.0) -> bool:

@@ -12,7 +12,7 @@ from prefect import get_run_logger, pause_flow_run, resume_flow_run
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 
-from prefpipe.label.human_queue import pending_tasks
+from prefpipe.annotate.human_queue import pending_tasks
 from prefpipe.store import Store
 
 

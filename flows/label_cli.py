@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from flows.env import ROOT
+from prefpipe.vocab import Format, LabelSource
 
 
 def _store(args):
@@ -17,19 +17,24 @@ def _store(args):
 
 
 def cmd_serve(args) -> int:
-    from prefpipe.label.app.server import serve
+    from prefpipe.annotate.app.server import LOOPBACK, serve
 
     _, params = _store(args)
     print(f"annotation app on http://{args.host}:{args.port}/login  (store {params.store.path}; "
           "Ctrl-C stops it)", flush=True)
+    allowed_hosts = [*LOOPBACK, args.host, *args.allow_host] if args.allow_host else None
     serve(str(ROOT / params.store.path), host=args.host, port=args.port, rubric_path=args.rubric,
-          metrics_path=str(ROOT / "metrics" / "label.json"))
+          lock_timeout_s=params.store.lock_timeout_s, allowed_hosts=allowed_hosts,
+          metrics_path=str(ROOT / "metrics" / "label.json"), log_level=args.log_level)
     return 0
 
 
 def cmd_annotators(args) -> int:
-    from prefpipe.label import annotation
+    from prefpipe.annotate import annotation
+    from prefpipe.annotate.rules import check_annotator_id
 
+    if args.action == "add":
+        check_annotator_id(args.id)  # a bad id: one line (AnnotationError), before the store opens
     store, _ = _store(args)
     if args.action == "add":
         token = annotation.add_annotator(store, args.id, is_admin=args.admin)
@@ -42,9 +47,9 @@ def cmd_annotators(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from prefpipe.annotate.annotation import gold_accuracy, human_labels
+    from prefpipe.annotate.human_queue import pending_tasks
     from prefpipe.label.agreement import agreement_report
-    from prefpipe.label.annotation import gold_accuracy, human_labels
-    from prefpipe.label.human_queue import pending_tasks
 
     store, _ = _store(args)
     labels = human_labels(store)
@@ -56,29 +61,21 @@ def cmd_status(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from prefpipe.label.interchange import InterchangeError, import_preferences
+    from prefpipe.data.interchange import import_preferences
 
     store, params = _store(args)
-    try:
-        report = import_preferences(store, args.path, args.format, source=args.source,
-                                    category_column=args.category_column, seed=params.seed)
-    except InterchangeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    report = import_preferences(store, args.path, args.format, source=args.source,
+                                category_column=args.category_column, seed=params.seed)
     print(report)
     return 0
 
 
 def cmd_export(args) -> int:
-    from prefpipe.label.interchange import InterchangeError, export_preferences
+    from prefpipe.data.interchange import export_preferences
 
     store, _ = _store(args)
-    try:
-        snapshot = str(ROOT / args.preferences) if args.preferences else None
-        count = export_preferences(store, args.out, args.format, preferences_path=snapshot)
-    except InterchangeError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    snapshot = str(ROOT / args.preferences) if args.preferences else None
+    count = export_preferences(store, args.out, args.format, preferences_path=snapshot)
     print(f"{count} preference rows -> {args.out}")
     return 0
 
@@ -90,6 +87,9 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--rubric", default=None, help="Markdown guidelines shown to annotators")
+    serve.add_argument("--allow-host", action="append", default=None,
+                       help="a further Host header to accept (e.g. behind a proxy); repeatable")
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level")
     serve.set_defaults(func=cmd_serve)
     annotators = commands.add_parser("annotators", help="add an annotator (prints a token) or list them")
     actions = annotators.add_subparsers(dest="action", required=True)
@@ -102,13 +102,13 @@ def add_label_commands(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=cmd_status)
     imp = commands.add_parser("import", help="import preference data into the store")
     imp.add_argument("path")
-    imp.add_argument("--format", required=True, choices=["trl", "hh", "ultrafeedback"])
-    imp.add_argument("--source", default="human", choices=["human", "critic", "verifier", "simulated"])
+    imp.add_argument("--format", required=True, choices=Format.values())
+    imp.add_argument("--source", default=LabelSource.HUMAN.value, choices=LabelSource.values())
     imp.add_argument("--category-column", default=None)
     imp.set_defaults(func=cmd_import)
     exp = commands.add_parser("export", help="export preferences (.jsonl or .parquet by extension)")
     exp.add_argument("out")
-    exp.add_argument("--format", required=True, choices=["trl", "hh", "ultrafeedback"])
+    exp.add_argument("--format", required=True, choices=Format.values())
     exp.add_argument("--preferences", default="data/preferences.parquet",
                      help="the label stage's preferences ('' = decisive labels in the store)")
     exp.set_defaults(func=cmd_export)

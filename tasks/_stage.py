@@ -15,15 +15,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefpipe.config import Params, ParamsError, load_params
-from prefpipe.data.prompts_io import DataError
+from prefpipe.config import Params, load_params
+from prefpipe.errors import PrefpipeError, StageInputError
 from prefpipe.store import Store
 
+__all__ = ["StageInputError", "folder_hash", "free_port", "is_main_process", "relaunch_under_accelerate",
+           "run_stage", "setup", "train_context", "write_csv", "write_json"]  # StageInputError: for stages
+
 log = logging.getLogger("prefpipe")
-
-
-class StageInputError(ValueError):
-    """A stage's inputs or params can't do the job; the message says which and what to change."""
 
 
 def setup(threads: int) -> None:
@@ -117,7 +116,9 @@ def is_main_process() -> bool:
 
 
 def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False) -> None:
-    """Run `recipe(params, store)`; it returns the metrics to log. Clean errors exit with 2.
+    """Run `recipe(params, store)`; it returns the metrics to log. A `PrefpipeError` (bad params,
+    data, store, labeler, inputs: the user can fix it) or a missing file logs one line and exits
+    with 2; anything else is a bug and keeps its traceback.
 
     A `distributed` (training) stage runs under `accelerate launch` when runtime.processes > 1; only
     the main process records the run and writes outputs."""
@@ -129,7 +130,7 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
     started = time.monotonic()
     try:
         params = load_params(os.environ.get("PREFPIPE_PARAMS", "params.yaml"))
-    except ParamsError as err:
+    except PrefpipeError as err:
         log.error("bad params: %s", err)
         raise SystemExit(2) from None
     if distributed:
@@ -146,7 +147,7 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
              params.runtime.threads)
     try:
         metrics = recipe(params, store)
-    except (DataError, ParamsError, StageInputError, FileNotFoundError) as err:
+    except (PrefpipeError, FileNotFoundError) as err:
         store.record_run(run_id, name, "failed", asdict(params), {"error": str(err)}, started_at)
         log.error("%s failed: %s", name, err)
         raise SystemExit(2) from None

@@ -9,13 +9,15 @@ import random
 
 import pyarrow as pa
 
+from prefpipe.config.schema import Params
 from prefpipe.evaluate.compare import gold_report, response_logprobs, sequence_kl
 from prefpipe.evaluate.report import markdown_report
 from prefpipe.evaluate.stats import win_rate
 from prefpipe.models.generation import sample_responses
 from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer
-from prefpipe.store import read_parquet, rows, write_parquet
-from prefpipe.train.reward import score_responses
+from prefpipe.models.scoring import score_responses
+from prefpipe.seeds import SeedPurpose, derive_seed
+from prefpipe.store import Store, read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
 from prefpipe.world.corpus import sample_by_family
 from prefpipe.world.prompts import WorldPrompt
@@ -26,22 +28,22 @@ log = logging.getLogger("prefpipe")
 REPORT_EXAMPLES = 12
 
 
-def evaluate(params, store) -> dict:
+def evaluate(params: Params, store: Store) -> dict:
     heldout = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "heldout"]
     items = [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
              for r in heldout]
     has_gold = all(r["meta"] for r in heldout)
-    prompts = sample_by_family(items, params.evaluate.prompts, random.Random(params.seed + 1))
+    seed = derive_seed(params.seed, SeedPurpose.EVALUATION)  # held-out prompts and sampling
+    prompts = sample_by_family(items, params.evaluate.prompts, random.Random(seed))
     texts = [p.prompt for p in prompts]
-    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
     max_length = params.model.n_positions
     sides = {}
     for side, path in (("policy", paths.POLICY_MODEL), ("reference", paths.SFT_MODEL)):
         model = load_causal_lm(path)
         log.info("sampling %s responses to %d held-out prompts", side, len(texts))
-        samples = sample_responses(model, tokenizer, texts, 1, params.evaluate.sampling,
-                                   params.seed + 1)
+        samples = sample_responses(model, tokenizer, texts, 1, params.evaluate.sampling, seed)
         sides[side] = {"model": model, "samples": samples}
     pol, ref = sides["policy"]["samples"], sides["reference"]["samples"]
     pol_resp, pol_fin = [s.response for s in pol], [s.finished for s in pol]

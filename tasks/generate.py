@@ -36,8 +36,11 @@ def generate(params, store) -> dict:
     # Families are drawn equally often; small families repeat prompts, each draw sampled afresh.
     chosen = sample_by_family(as_items, gen.prompts, rng)
     model_version = folder_hash(paths.SFT_MODEL)
-    generation_key = _key(model_version, json.dumps(asdict(gen), sort_keys=True), params.seed)
-    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    # a non-default prompt format changes the samples: it joins the key (auto keeps today's keys)
+    formats = [] if params.model.prompt_format == "auto" else [params.model.prompt_format]
+    generation_key = _key(model_version, json.dumps(asdict(gen), sort_keys=True), params.seed,
+                          *formats)
+    tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
     model = load_causal_lm(paths.SFT_MODEL)
     log.info("sampling %d candidates for each of %d prompts (model %s)",

@@ -9,16 +9,18 @@ from dataclasses import asdict
 
 import pyarrow as pa
 
-from prefpipe.label.agreement import agreement_report
+from prefpipe.annotate.human_queue import HumanQueue
+from prefpipe.data.interchange import import_for_training
+from prefpipe.errors import DataError
+from prefpipe.label.agreement import agreement_report, decided
 from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
-from prefpipe.label.human_queue import HumanQueue
-from prefpipe.label.interchange import InterchangeError, import_for_training
 from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
-from prefpipe.label.sandbox import SandboxLimits
 from prefpipe.label.types import Label, PairToLabel, label_id
-from prefpipe.label.verifiers import Verifier
+from prefpipe.label.verifier import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
+from prefpipe.verify.sandbox import SandboxLimits
+from prefpipe.vocab import LabelSource
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
@@ -41,8 +43,8 @@ def label(params, store) -> dict:
     except ValueError as err:  # a routing that the data cannot support: say which, before any write
         raise StageInputError(f"label.routing: {err}") from err
 
-    store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != "human"]))
-    table = _label_table(routed.labels, used=[_trains(lab, routed.final.get(lab.pair_id))
+    store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != LabelSource.HUMAN]))
+    table = _label_table(routed.labels, used=[decided(lab, routed.final.get(lab.pair_id))
                                               for lab in routed.labels])
     write_parquet(table, paths.LABELS)
     imported = _imported(params, store)
@@ -52,13 +54,13 @@ def label(params, store) -> dict:
     report = {"labels": len(routed.labels), "preferences": len(preferences), "imported": len(imported),
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
-    report.update(agreement_report([lab for lab in routed.labels if lab.source == "simulated"], "simulated_"))
-    humans = [lab for lab in routed.labels if lab.source == "human"]
+    report.update(agreement_report(_of(routed.labels, LabelSource.SIMULATED), "simulated_"))
+    humans = _of(routed.labels, LabelSource.HUMAN)
     if humans:
         report.update(agreement_report(humans, "human_"))
     if routed.critic_judgments:
         report.update(critic_bias(to_label, routed.critic_judgments))
-        critic_labels = [lab for lab in routed.labels if lab.source == "critic"]
+        critic_labels = _of(routed.labels, LabelSource.CRITIC)
         report["critic_gold_agreement"] = critic_gold_agreement(to_label, critic_labels, world)
     log.info("%d labels (%s), %d decisive preferences -> %s", len(routed.labels),
              ", ".join(f"{k[6:]} {v}" for k, v in report.items() if k.startswith("count_")),
@@ -70,11 +72,8 @@ def label(params, store) -> dict:
     return report
 
 
-def _trains(label: Label, final: Label | None) -> bool:
-    """Whether `label` decided its pair's training label (alone, or as one vote of a majority)."""
-    if final is None:
-        return False
-    return final is label or (final.source == label.source and final.annotator.startswith("majority-of-"))
+def _of(labels: list[Label], source: LabelSource) -> list[Label]:
+    return [lab for lab in labels if lab.source == source]
 
 
 def _imported(params, store) -> list[dict]:
@@ -85,7 +84,7 @@ def _imported(params, store) -> list[dict]:
         try:
             report, preferences = import_for_training(store, spec.path, spec.format, spec.source, column,
                                                       params.seed)
-        except InterchangeError as err:
+        except DataError as err:
             raise StageInputError(f"label.imports: {err}") from err
         rows += preferences
         log.info("imported %s: %d preferences (%d new pairs in the store)", spec.path, report.preferences,

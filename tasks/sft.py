@@ -30,7 +30,7 @@ def sft(params, store) -> dict:
         write_csv(paths.PLOTS / "sft_loss.csv", [])
         return metrics
     seed_everything(params.seed)
-    tokenizer = load_tokenizer(paths.TOKENIZER)
+    tokenizer = load_tokenizer(paths.TOKENIZER, params.model.prompt_format)
     corpus = rows(read_parquet(paths.SFT_CORPUS))
     n_heldout = min(HELDOUT_NLL_EXAMPLES, len(corpus) // 10)
     heldout, train = corpus[:n_heldout], corpus[n_heldout:]
@@ -39,7 +39,7 @@ def sft(params, store) -> dict:
     log.info("training a %.2fM-parameter GPT-2 on %d demonstrations", n_params / 1e6, len(train))
     context = train_context(params, "sft", [paths.SFT_CORPUS, paths.TOKENIZER], params.sft)
     history = train_sft(model, tokenizer, train, params.sft.optim, params.model.n_positions,
-                        params.seed, context)
+                        params.seed, context, dropout=params.sft.dropout)
     if not is_main_process():
         return {}
     save_model(model, tokenizer, paths.SFT_MODEL)

@@ -7,32 +7,39 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from typing import TYPE_CHECKING
 
 import torch
 
+from prefpipe.config.schema import Params
 from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer, save_model
 from prefpipe.models.policy_value import PolicyWithValue, apply_lora, merged_lm
-from prefpipe.store import read_parquet, rows
+from prefpipe.models.scoring import scalar_rewards
+from prefpipe.store import Store, read_parquet, rows
 from prefpipe.train.common import seed_everything
-from prefpipe.train.dpo import LENGTH_NORMALISED, reference_logprobs, train_dpo
-from prefpipe.train.grpo import train_grpo
+from prefpipe.train.dpo import reference_for, train_dpo, variant_for
+from prefpipe.train.grpo import RewardFunc, train_grpo
 from prefpipe.train.ppo import train_ppo
-from prefpipe.train.reward import scalar_rewards
 from prefpipe.world.catalog import to_world_prompt
 from prefpipe.world.corpus import sample_by_family
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
 from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from prefpipe.train.rollout import Rollout
+
 log = logging.getLogger("prefpipe")
 PROMPT_POOL = 20_000  # family-balanced draws of training prompts for the RL algorithms
 SUMMARY_WINDOW = 10
 
 
-def train_policy(params, store) -> dict:
+def train_policy(params: Params, store: Store) -> dict:
     seed_everything(params.seed)
     algorithm = params.policy.algorithm
-    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     history, extra = {"dpo": run_dpo, "ppo": run_ppo, "grpo": run_grpo}[algorithm](params, tokenizer)
     if not is_main_process():
         return {}
@@ -45,13 +52,13 @@ def train_policy(params, store) -> dict:
     return metrics
 
 
-def save_policy(lm, tokenizer) -> None:
+def save_policy(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
     if is_main_process():
         shutil.rmtree(paths.POLICY_MODEL, ignore_errors=True)
         save_model(merged_lm(lm), tokenizer, paths.POLICY_MODEL)
 
 
-def policy_model(params, with_value_head: bool) -> PolicyWithValue:
+def policy_model(params: Params, with_value_head: bool) -> PolicyWithValue:
     lm = load_causal_lm(paths.SFT_MODEL)
     if params.policy.lora.rank:
         lm = apply_lora(lm, params.policy.lora)
@@ -59,7 +66,7 @@ def policy_model(params, with_value_head: bool) -> PolicyWithValue:
     return PolicyWithValue(lm, with_value_head)
 
 
-def frozen_reference(params):
+def frozen_reference(params: Params) -> torch.nn.Module | None:
     """A frozen copy of the SFT model, or None with LoRA (the policy with adapters off is the reference)."""
     if params.policy.lora.rank:
         return None
@@ -68,26 +75,22 @@ def frozen_reference(params):
     return reference
 
 
-def training_prompts(params) -> list[WorldPrompt]:
+def training_prompts(params: Params) -> list[WorldPrompt]:
     train = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
     return [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
             for r in train]
 
 
-def run_dpo(params, tokenizer):
+def run_dpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:
     preferences = rows(read_parquet(paths.PREFERENCES))
     if not preferences:
         raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
     dpo = params.policy.dpo
     max_length = params.model.n_positions
-    average = dpo.loss in LENGTH_NORMALISED
-    if dpo.loss == "simpo":  # reference-free
-        ref_chosen = ref_rejected = torch.zeros(len(preferences))
-    else:
-        reference = load_causal_lm(paths.SFT_MODEL)
-        ref_chosen, ref_rejected = reference_logprobs(reference, tokenizer, preferences, max_length,
-                                                      average=average)
-        del reference  # reference log-probs are precomputed: only the policy stays in memory
+    # reference log-probs are precomputed (none for a reference-free variant): only the policy
+    # stays in memory
+    ref_chosen, ref_rejected = reference_for(variant_for(dpo), lambda: load_causal_lm(paths.SFT_MODEL),
+                                             tokenizer, preferences, max_length)
     policy = load_causal_lm(paths.SFT_MODEL)
     if params.policy.lora.rank:
         policy = apply_lora(policy, params.policy.lora)
@@ -100,13 +103,13 @@ def run_dpo(params, tokenizer):
     return history, {"pairs": len(preferences), "loss_kind": dpo.loss}
 
 
-def run_ppo(params, tokenizer):
+def run_ppo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:
     ppo = params.policy.ppo
     prompts = sample_by_family(training_prompts(params), PROMPT_POOL, random.Random(params.seed))
     reward_model = load_reward_model(paths.REWARD_MODEL).eval()
     reward_model.requires_grad_(False)
 
-    def reward_fn(rollout):
+    def reward_fn(rollout: Rollout) -> torch.Tensor:
         with torch.no_grad():
             return scalar_rewards(reward_model, rollout.batch)
 
@@ -123,9 +126,20 @@ def run_ppo(params, tokenizer):
     return history, {"final_beta": history[-1]["beta"]}
 
 
-def run_grpo(params, tokenizer):
-    from prefpipe.label.verifiers import verify
+def verifier_rewards(prompts: list[WorldPrompt]) -> list[RewardFunc]:
+    """GRPO's reward functions (TRL's `reward_funcs` shape): the verifier's reward in [0, 1] of each
+    completion, stripped, against its world prompt (`prefpipe.verify.verifiers.verify`)."""
+    from prefpipe.verify.verifiers import verify
 
+    def verified(completions: list[str], prompt_index: list[int], finished: list[bool],
+                 **_) -> list[float]:
+        return [verify(prompts[i], text.strip(), done)
+                for text, i, done in zip(completions, prompt_index, finished)]
+
+    return [verified]
+
+
+def run_grpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:
     grpo = params.policy.grpo
     pool = [p for p in training_prompts(params) if p.family in grpo.categories and p.meta]
     if not pool:
@@ -133,16 +147,12 @@ def run_grpo(params, tokenizer):
                               "these categories with a verifier (the embedded world has arithmetic, code)")
     prompts = sample_by_family(pool, PROMPT_POOL, random.Random(params.seed))
 
-    def reward(prompt_index: int, response_ids: list[int], finished: bool) -> float:
-        text = tokenizer.decode(response_ids, skip_special_tokens=True).strip()
-        return verify(prompts[prompt_index], text, finished)
-
     policy = policy_model(params, with_value_head=False)
     log.info("GRPO: %d iterations x %d prompts x %d samples on %s", grpo.iterations,
              grpo.prompts_per_iteration, grpo.group_size, ", ".join(grpo.categories))
     context = train_context(params, "train_policy", [paths.PROMPTS, paths.SFT_MODEL],
                             {"grpo": grpo, "lora": params.policy.lora})
-    history = train_grpo(policy, frozen_reference(params), reward, tokenizer,
+    history = train_grpo(policy, frozen_reference(params), verifier_rewards(prompts), tokenizer,
                          [p.prompt for p in prompts], grpo, params.model.n_positions, params.seed,
                          context)
     save_policy(policy.lm, tokenizer)

@@ -8,9 +8,10 @@ import shutil
 
 from prefpipe.evaluate.reward_eval import calibration, ranking_report, split_by_prompt
 from prefpipe.models.io import load_reward_model, load_tokenizer, save_model
+from prefpipe.models.scoring import score_responses
 from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
-from prefpipe.train.reward import score_responses, train_reward_model
+from prefpipe.train.reward import train_reward_model
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
@@ -28,7 +29,7 @@ def train_reward(params, store) -> dict:
         raise StageInputError(
             f"reward.val_fraction {params.reward.val_fraction} leaves no "
             f"{'training' if not train else 'held-out'} pairs among {len(preferences)}")
-    tokenizer = load_tokenizer(paths.SFT_MODEL)
+    tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     model = load_reward_model(params.reward.model or paths.SFT_MODEL)
     log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))
     context = train_context(params, "train_reward", [paths.PREFERENCES, paths.SFT_MODEL], params.reward)

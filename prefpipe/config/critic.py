@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from prefpipe.config.knobs import knob
+from prefpipe.vocab import JudgeBackend, literal
+
+JudgeName = literal(JudgeBackend)
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,9 @@ class LocalJudgeParams:
 class CriticParams:
     constitution: str = knob("", "YAML file of principles [{name, question}, ...]; '' = the built-in "
                                  "constitution (helpful, honest, harmless, ...)")
-    judge: Literal["rule", "http", "local"] = knob(
-        "rule", "rule (built-in, default world only), http (any OpenAI-compatible server) or local "
-                "(a transformers causal LM from a folder)")
+    judge: JudgeName = knob(
+        JudgeBackend.RULE.value, "rule (built-in, default world only), http (any OpenAI-compatible "
+                                 "server) or local (a transformers causal LM from a folder)")
     tie_margin: float = knob(0.1, "|P(a) - 0.5| <= tie_margin after averaging both orders gives a tie")
     temperature: float = knob(1.0, "rule judge: P(first) = σ((s_first - s_second) / temperature + "
                                    "position_bias)")
@@ -63,8 +65,8 @@ class CriticParams:
             return f"tie_margin must be in [0, 0.5), got {self.tie_margin}"
         if self.temperature <= 0:
             return f"temperature must be > 0, got {self.temperature}"
-        if self.judge == "http" and not self.http.model:
+        if self.judge == JudgeBackend.HTTP and not self.http.model:
             return "http.model must name the served model when judge is 'http'"
-        if self.judge == "local" and not self.local.model:
+        if self.judge == JudgeBackend.LOCAL and not self.local.model:
             return "local.model must be a model folder when judge is 'local'"
         return None

@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from prefpipe.config.critic import CriticParams
 from prefpipe.config.knobs import knob
+from prefpipe.vocab import Format, Labeler, LabelSource, literal
 
-LABELERS = ("verifier", "critic", "human", "simulated")
-ESCALATION_TARGETS = ("", "human", "simulated")
+FormatName = literal(Format)
+SourceName = literal(LabelSource)
+NO_ESCALATION = ""
+SKIP = "skip"  # human.missing: leave a human-routed pair without a label
+# Labelers that may take over another labeler's pairs (they need nothing the pair lacks).
+ESCALATION_TARGETS = (NO_ESCALATION, Labeler.HUMAN.value, Labeler.SIMULATED.value)
+UNDECIDED_TARGETS = (Labeler.CRITIC.value, Labeler.HUMAN.value, Labeler.SIMULATED.value)
+MISSING_TARGETS = (Labeler.CRITIC.value, Labeler.SIMULATED.value, SKIP)
 
 
 @dataclass(frozen=True)
 class EscalationParams:
-    to: str = knob("", "where doubtful machine labels go for a second opinion: '' (off), 'human' or "
-                       "'simulated'; the escalated label replaces the machine label for training")
+    to: str = knob(NO_ESCALATION, "where doubtful machine labels go for a second opinion: '' (off), "
+                                  "'human' or 'simulated'; the escalated label replaces the machine "
+                                  "label for training")
     critic_confidence_below: float = knob(0.0, "escalate critic labels whose confidence is below this")
     verifier_disagreement: bool = knob(False, "also ask the critic on verifier-routed pairs and escalate "
                                               "the pairs where critic and verifier disagree")
@@ -29,15 +36,16 @@ class EscalationParams:
 
 @dataclass(frozen=True)
 class VerifierParams:
-    undecided: str = knob("critic", "labeler for verifier-routed pairs whose two responses verify alike")
+    undecided: str = knob(Labeler.CRITIC.value, "labeler for verifier-routed pairs whose two responses "
+                                                "verify alike")
     timeout_s: float = knob(5.0, "code sandbox: wall-clock limit per candidate (the process group is killed)")
     cpu_s: float = knob(3.0, "code sandbox: CPU-seconds limit per candidate")
     memory_mb: int = knob(256, "code sandbox: address-space limit per candidate")
     workers: int = knob(2, "code sandbox: candidates run in parallel")
 
     def validate(self) -> str | None:
-        if self.undecided not in ("critic", "human", "simulated"):
-            return f"verifier.undecided must be critic, human or simulated, got '{self.undecided}'"
+        if self.undecided not in UNDECIDED_TARGETS:
+            return f"verifier.undecided must be {_one_of(UNDECIDED_TARGETS)}, got '{self.undecided}'"
         if self.timeout_s <= 0 or self.cpu_s <= 0 or self.memory_mb < 32 or self.workers < 1:
             return "verifier limits must be positive (memory_mb >= 32, workers >= 1)"
         return None
@@ -51,14 +59,14 @@ class HumanParams:
     gold_every: int = knob(10, "a known-answer (gold) item every N tasks in each queue (0 = none)")
     wait_s: float = knob(0.0, "`prefpipe run` pauses the flow up to this long for pending human labels "
                               "(0 = take the labels present)")
-    missing: str = knob("critic", "labeler for human-routed pairs still without a human label "
-                                  "('critic', 'simulated' or 'skip')")
+    missing: str = knob(Labeler.CRITIC.value, "labeler for human-routed pairs still without a human "
+                                              "label ('critic', 'simulated' or 'skip')")
 
     def validate(self) -> str | None:
         if self.overlap < 1 or self.gold_every < 0 or self.wait_s < 0:
             return "human.overlap must be >= 1, human.gold_every and human.wait_s >= 0"
-        if self.missing not in ("critic", "simulated", "skip"):
-            return f"human.missing must be critic, simulated or skip, got '{self.missing}'"
+        if self.missing not in MISSING_TARGETS:
+            return f"human.missing must be {_one_of(MISSING_TARGETS)}, got '{self.missing}'"
         return None
 
 
@@ -82,8 +90,8 @@ class SimulatedParams:
 @dataclass(frozen=True)
 class ImportSpec:
     path: str = knob("", "a preference file to train on too; keep it under data/inputs so DVC tracks it")
-    format: Literal["trl", "hh", "ultrafeedback"] = knob("trl", "its format")
-    source: Literal["human", "critic", "verifier", "simulated"] = knob("human", "who labelled it")
+    format: FormatName = knob(Format.TRL.value, "its format")
+    source: SourceName = knob(LabelSource.HUMAN.value, "who labelled it")
     category_column: str = knob("", "column holding each prompt's category ('' = 'imported')")
 
     def validate(self) -> str | None:
@@ -94,7 +102,7 @@ class ImportSpec:
 class LabelParams:
     routing: dict[str, str] = knob(
         {"arithmetic": "verifier", "code": "verifier", "harmful": "simulated", "default": "critic"},
-        "category -> labeler (verifier | critic | human | simulated); 'default' covers the rest",
+        f"category -> labeler ({' | '.join(Labeler.values())}); 'default' covers the rest",
     )
     escalate: EscalationParams = field(default_factory=EscalationParams)
     critic: CriticParams = field(default_factory=CriticParams)
@@ -106,12 +114,18 @@ class LabelParams:
 
     def validate(self) -> str | None:
         for category, labeler in self.routing.items():
-            if labeler not in LABELERS:
-                return f"routing.{category}: unknown labeler '{labeler}' (available: {', '.join(LABELERS)})"
+            if labeler not in Labeler.values():
+                return (f"routing.{category}: unknown labeler '{labeler}' "
+                        f"(available: {', '.join(Labeler.values())})")
         if "default" not in self.routing:
             return "routing must have a 'default' entry"
-        uses_humans = "human" in self.routing.values() or self.escalate.to == "human"
+        uses_humans = Labeler.HUMAN in self.routing.values() or self.escalate.to == Labeler.HUMAN
         if uses_humans and len(self.human.annotators) < self.human.overlap:
             return (f"human.annotators lists {len(self.human.annotators)} annotators but human.overlap is "
                     f"{self.human.overlap}; add annotators or lower the overlap")
         return None
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    """'a, b or c'."""
+    return f"{', '.join(names[:-1])} or {names[-1]}"

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from prefpipe.errors import ConfigError
+
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
+class ParamsError(ConfigError):
     """A params.yaml problem; the message names the file and the dotted key."""
 
 

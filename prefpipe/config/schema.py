@@ -6,8 +6,11 @@ from typing import Literal
 
 from prefpipe.config.knobs import knob
 from prefpipe.config.label import LabelParams
+from prefpipe.config.optim import OptimParams, RLOptimParams
+from prefpipe.vocab import DPOVariant, PromptFormat, literal
 
 EMBEDDED = "embedded"
+PromptFormatName = literal(PromptFormat)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class ModelParams:
     n_head: int = knob(4, "embedded model: attention heads")
     n_positions: int = knob(128, "embedded model: context length in tokens")
     vocab_size: int = knob(1024, "embedded tokenizer: BPE vocabulary size")
+    prompt_format: PromptFormatName = knob(
+        PromptFormat.AUTO.value, "how a prompt becomes model input in every stage: auto (the "
+        "tokenizer's chat template if it has one, else plain), chat_template, plain "
+        "('User: {prompt}\\nAssistant:'), raw (the prompt text as given, nothing added)")
 
     def validate(self) -> str | None:
         if self.n_embd % self.n_head:
@@ -74,21 +81,10 @@ class WorldParams:
         return "max_operand must be >= 1" if self.max_operand < 1 else None
 
 
-@dataclass(frozen=True)
-class OptimParams:
-    epochs: float = knob(1.0, "passes over the training data (fractions allowed)")
-    batch_size: int = knob(32, "examples (or pairs) per optimizer step")
-    lr: float = knob(1e-3, "peak learning rate (AdamW), linear warmup then cosine decay")
-    warmup_steps: int = knob(20, "linear warmup steps")
-    weight_decay: float = knob(0.0, "AdamW weight decay")
-    max_grad_norm: float = knob(1.0, "gradient clipping norm")
-
-    def validate(self) -> str | None:
-        if self.epochs <= 0:
-            return f"epochs must be > 0, got {self.epochs}"
-        if self.batch_size < 1:
-            return f"batch_size must be >= 1, got {self.batch_size}"
-        return f"lr must be > 0, got {self.lr}" if self.lr <= 0 else None
+def _dropout_problem(dropout: float | None) -> str | None:
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        return f"dropout must be null or in [0, 1), got {dropout}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,25 +128,35 @@ class RewardParams:
     margin_scale: float = knob(0.0, "Bradley-Terry margin: a pair of label confidence c needs a gap "
                                     "of margin_scale·c (Llama 2); 0 = no margin")
     center_coef: float = knob(0.0, "reward centering c·(r_c + r_r)² (Eisenstein et al. 2023); 0 = off")
+    dropout: float | None = knob(None, "dropout while training (every torch.nn.Dropout of the model); "
+                                       "null = the model's own (the embedded GPT-2's is 0.1)")
+
+    def validate(self) -> str | None:
+        return _dropout_problem(self.dropout)
 
 
-DPO_LOSSES = ("sigmoid", "robust", "ipo", "hinge", "simpo")
+DPOLossName = literal(DPOVariant)  # one object each in prefpipe.losses.dpo_variants.DPO_VARIANTS
 
 
 @dataclass(frozen=True)
 class DPOParams:
-    loss: Literal["sigmoid", "robust", "ipo", "hinge", "simpo"] = knob(
-        "sigmoid", "sigmoid (DPO; cDPO with label_smoothing), robust (rDPO), ipo, hinge (SLiC), "
-        "simpo (reference-free, length-normalised)")
+    loss: DPOLossName = knob(
+        DPOVariant.SIGMOID.value, "sigmoid (DPO; cDPO with label_smoothing), robust (rDPO), ipo, "
+                                  "hinge (SLiC), simpo (reference-free, length-normalised)")
     beta: float = knob(0.1, "DPO temperature β (Rafailov et al. 2023); higher = closer to reference")
     label_smoothing: float = knob(0.0, "cDPO / robust DPO label-flip rate ε (0 = plain DPO)")
     simpo_gamma: float = knob(0.5, "SimPO target reward margin γ")
+    dropout: float | None = knob(0.0, "dropout while training (every torch.nn.Dropout of the policy); "
+                                      "0 = off, so policy and reference log-probs compare on equal "
+                                      "terms; null = the model's own")
     optim: OptimParams = field(
         default_factory=lambda: OptimParams(epochs=1.0, lr=5e-5, warmup_steps=10))
 
     def validate(self) -> str | None:
         if self.beta <= 0:
             return f"beta must be > 0, got {self.beta}"
+        if _dropout_problem(self.dropout):
+            return _dropout_problem(self.dropout)
         return None if 0.0 <= self.label_smoothing < 0.5 else "label_smoothing must be in [0, 0.5)"
 
 
@@ -180,17 +186,6 @@ class KLControlParams:
         if self.adaptive and (self.beta <= 0 or self.target <= 0 or self.horizon < 1):
             return "adaptive KL needs beta > 0 (it scales β), target > 0 and horizon >= 1"
         return None
-
-
-@dataclass(frozen=True)
-class RLOptimParams:
-    lr: float = knob(1e-4, "peak learning rate (AdamW), linear warmup then cosine decay")
-    warmup_steps: int = knob(5, "linear warmup (optimizer steps)")
-    weight_decay: float = knob(0.0, "AdamW weight decay")
-    max_grad_norm: float = knob(1.0, "gradient clipping norm")
-
-    def validate(self) -> str | None:
-        return f"lr must be > 0, got {self.lr}" if self.lr <= 0 else None
 
 
 @dataclass(frozen=True)
@@ -252,6 +247,11 @@ class PolicyParams:
 class SFTParams:
     optim: OptimParams = field(
         default_factory=lambda: OptimParams(epochs=3.0, batch_size=64, lr=3e-3))
+    dropout: float | None = knob(None, "dropout while training (every torch.nn.Dropout of the model); "
+                                       "null = the model's own (the embedded GPT-2's is 0.1)")
+
+    def validate(self) -> str | None:
+        return _dropout_problem(self.dropout)
 
 
 @dataclass(frozen=True)

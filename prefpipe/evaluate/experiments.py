@@ -13,7 +13,9 @@ import json
 import shutil
 from pathlib import Path
 
-METRIC_FILES = ("evaluate", "policy", "reward", "label")
+from prefpipe.evaluate.headline import ALGORITHMS_TABLE, HEADLINES, LABELING_TABLE, Headline, view
+
+METRIC_FILES = tuple(dict.fromkeys(h.file for h in HEADLINES.values()))  # the files headlines read
 
 
 def collect(name: str, into: Path, root: Path = Path(".")) -> Path:
@@ -36,56 +38,15 @@ def load_run(folder: Path) -> dict:
     return {"metrics": metrics, "history": history}
 
 
-TABLE_COLUMNS = (  # (header, metrics file, key, format)
-    ("gold win rate vs SFT [95% CI]", "evaluate", "win_rate", "ci"),
-    ("KL nats (held-out)", "evaluate", "kl_nats", ".2f"),
-    ("reward-model win rate", "evaluate", "rm_win_rate", ".3f"),
-    ("RM score policy", "evaluate", "policy_rm_score", ".2f"),
-    ("tokens policy / SFT", "evaluate", "policy_mean_tokens", "tokens"),
-    ("flaws / response", "evaluate", "policy_flaws", ".3f"),
-    ("distinct share", "evaluate", "policy_distinct_share", ".3f"),
-    ("arithmetic acc. policy / SFT", "evaluate", "policy_accuracy_arithmetic", "arith"),
-    ("RM gold acc.", "reward", "val_gold_accuracy", ".3f"),
-    ("RM-length corr.", "reward", "reward_length_correlation", ".2f"),
-)
+COLUMN_SETS = {"algorithms": view(ALGORITHMS_TABLE), "labeling": view(LABELING_TABLE)}
 
 
-LABELING_COLUMNS = (
-    ("preferences", "label", "preferences", "d"),
-    ("training labels vs gold", "label", "gold_agreement", ".3f"),
-    ("critic vs gold", "label", "critic_gold_agreement", ".3f"),
-    ("critic prefers longer", "label", "critic_prefers_longer", ".3f"),
-    ("critic prefers first shown", "label", "critic_prefers_first", ".3f"),
-    ("critic orders agree", "label", "critic_order_agreement", ".3f"),
-    ("escalated", "label", "escalated", "d"),
-    ("RM gold acc.", "reward", "val_gold_accuracy", ".3f"),
-    ("RM-length corr.", "reward", "reward_length_correlation", ".2f"),
-    ("gold win rate vs SFT [95% CI]", "evaluate", "win_rate", "ci"),
-    ("KL nats", "evaluate", "kl_nats", ".2f"),
-    ("tokens policy / SFT", "evaluate", "policy_mean_tokens", "tokens"),
-    ("flaws / response", "evaluate", "policy_flaws", ".3f"),
-)
-COLUMN_SETS = {"algorithms": TABLE_COLUMNS, "labeling": LABELING_COLUMNS}
-
-
-def markdown_table(runs: dict[str, dict], columns: tuple = TABLE_COLUMNS) -> str:
-    """The key metrics of each run, one row per run."""
-    lines = ["| run | " + " | ".join(h for h, *_ in columns) + " |",
+def markdown_table(runs: dict[str, dict], columns: tuple[Headline, ...] = COLUMN_SETS["algorithms"]) -> str:
+    """The key metrics of each run, one row per run (columns from prefpipe.evaluate.headline)."""
+    lines = ["| run | " + " | ".join(c.label for c in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for name, run in runs.items():
-        cells = []
-        for _, file, key, fmt in columns:
-            values = run["metrics"].get(file, {})
-            if values.get(key) is None:
-                cells.append("")
-            elif fmt == "ci":
-                cells.append(f"{values[key]:.3f} [{values[key + '_low']:.3f}, {values[key + '_high']:.3f}]")
-            elif fmt == "tokens":
-                cells.append(f"{values[key]:.1f} / {values['reference_mean_tokens']:.1f}")
-            elif fmt == "arith":
-                cells.append(f"{values[key]:.3f} / {values['reference_accuracy_arithmetic']:.3f}")
-            else:
-                cells.append(format(values[key], fmt))
+        cells = [c.cell(run["metrics"].get(c.file, {})) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

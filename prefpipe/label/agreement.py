@@ -1,6 +1,8 @@
 """Inter-annotator agreement (Cohen's κ, Krippendorff's α) and majority aggregation of labels.
 
-Choices are nominal categories ('a', 'b', 'tie', 'both_bad'), always relative to the pair's a/b."""
+Choices are nominal categories ('a', 'b', 'tie', 'both_bad'), always relative to the pair's a/b.
+A label that `aggregate` makes from several votes is marked by its annotator, `majority-of-N`
+(`majority_annotator`); `is_majority` and `decided` read that marker, nothing else parses it."""
 from __future__ import annotations
 
 import itertools
@@ -8,6 +10,9 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
 from prefpipe.label.types import Label
+from prefpipe.vocab import Choice
+
+MAJORITY_PREFIX = "majority-of-"
 
 
 def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float | None:
@@ -76,6 +81,24 @@ def pairwise_kappa(labels: Sequence[Label]) -> dict[str, dict]:
     return result
 
 
+def majority_annotator(votes: int) -> str:
+    """The annotator of a label aggregated from `votes` labels: 'majority-of-3'."""
+    return f"{MAJORITY_PREFIX}{votes}"
+
+
+def is_majority(label: Label) -> bool:
+    """Whether `label` is a majority vote made by `aggregate` (not one annotator's label)."""
+    return label.annotator.startswith(MAJORITY_PREFIX)
+
+
+def decided(label: Label, final: Label | None) -> bool:
+    """Whether `label` decided its pair's final label `final`: it is that label, or one vote of the
+    majority `aggregate` made from labels of its source."""
+    if final is None:
+        return False
+    return final is label or (final.source == label.source and is_majority(final))
+
+
 def aggregate(labels: Sequence[Label]) -> dict[str, Label]:
     """One label per pair by majority vote.
 
@@ -93,12 +116,12 @@ def aggregate(labels: Sequence[Label]) -> dict[str, Label]:
         votes = Counter(label.choice for label in group).most_common()
         top_choice, top_count = votes[0]
         if len(votes) > 1 and votes[1][1] == top_count:
-            choice, confidence = "tie", 0.5
+            choice, confidence = Choice.TIE.value, 0.5
         else:
             choice, confidence = top_choice, top_count / len(group)
         tally = ", ".join(f"{c} {n}" for c, n in votes)
-        result[pair_id] = Label(pair_id, group[0].source, f"majority-of-{len(group)}", choice, confidence,
-                                rationale=f"votes: {tally}")
+        result[pair_id] = Label(pair_id, group[0].source, majority_annotator(len(group)), choice,
+                                confidence, rationale=f"votes: {tally}")
     return result
 
 

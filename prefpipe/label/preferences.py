@@ -5,6 +5,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from prefpipe.label.types import Label, PairToLabel
+from prefpipe.vocab import Choice
 from prefpipe.world.gold import prefer
 from prefpipe.world.prompts import WorldPrompt
 
@@ -14,9 +15,9 @@ def to_preferences(pairs: list[dict], labels: Mapping[str, Label]) -> list[dict]
     preferences = []
     for pair in pairs:
         label = labels.get(pair["pair_id"])
-        if label is None or label.choice not in ("a", "b"):
+        if label is None or label.choice not in Choice.decisive():
             continue
-        win, lose = ("a", "b") if label.choice == "a" else ("b", "a")
+        win, lose = ("a", "b") if label.choice == Choice.A else ("b", "a")  # response_{a,b} columns
         preferences.append({
             "pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"], "prompt": pair["prompt"],
             "category": pair["category"], "chosen": pair[f"response_{win}"],
@@ -31,7 +32,7 @@ def gold_choice(pair: PairToLabel, prompt: WorldPrompt | None) -> str | None:
     if prompt is None:
         return None
     gold = prefer(prompt, (pair.response_a, pair.finished_a), (pair.response_b, pair.finished_b))
-    return None if gold == 0.5 else "a" if gold == 1.0 else "b"
+    return None if gold == 0.5 else Choice.A.value if gold == 1.0 else Choice.B.value
 
 
 def label_report(pairs: Sequence[PairToLabel], routed, world: Mapping[str, WorldPrompt | None]) -> dict:
@@ -45,7 +46,7 @@ def label_report(pairs: Sequence[PairToLabel], routed, world: Mapping[str, World
     for pair in pairs:
         label = routed.final.get(pair.pair_id)
         gold = gold_choice(pair, world.get(pair.prompt_id))
-        if label is None or gold is None or label.choice not in ("a", "b"):
+        if label is None or gold is None or label.choice not in Choice.decisive():
             continue
         agree.setdefault(label.source, []).append(gold == label.choice)
     for source, hits in sorted(agree.items()):

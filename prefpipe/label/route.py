@@ -7,17 +7,24 @@ pairs; labels already submitted are collected, missing ones fall back as `human.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from prefpipe.config.label import SKIP
 from prefpipe.label.agreement import aggregate
-from prefpipe.label.simulated import pair_rng, simulated_label
+from prefpipe.label.simulated import simulated_label
 from prefpipe.label.types import Label, PairToLabel
+from prefpipe.seeds import pair_rng
+from prefpipe.vocab import Labeler, LabelSource
 from prefpipe.world.prompts import WorldPrompt
 
+# Pairs a labeler passes on, by the labeler that takes them (undecided, escalated).
+Handoff = dict[Labeler, list[PairToLabel]]
 
-def labeler_for(category: str, routing: Mapping[str, str]) -> str:
-    return routing.get(category, routing["default"])
+
+def labeler_for(category: str, routing: Mapping[str, str]) -> Labeler:
+    """The labeler `routing` names for `category` ('default' covers the rest)."""
+    return Labeler(routing.get(category, routing["default"]))
 
 
 @dataclass
@@ -33,46 +40,79 @@ class Routed:
 
 class LabelRouter:
     """Runs the labelers `params.routing` asks for. Labelers are injected so tests can pick them:
-    `verifier` (prefpipe.label.verifiers.Verifier), `critic` (a callable pairs -> CritiqueResult),
-    `humans` (prefpipe.label.human_queue.HumanQueue)."""
+    `verifier` (prefpipe.label.verifier.Verifier), `critic` (a callable pairs -> CritiqueResult),
+    `humans` (prefpipe.annotate.human_queue.HumanQueue).
+
+    `steps` is the registry: one step per `Labeler`, run in `ORDER_OF_WORK`. A step labels its
+    group and returns the pairs it passes on to a later labeler (verifier-undecided pairs,
+    escalated pairs). A new labeler is a `Labeler` member, a step here and a place in the order.
+    `fallbacks` are the labelers `human.missing` may name. During `run`, `_input` holds the pairs
+    routed, in their order (escalations follow it)."""
 
     def __init__(self, params, seed: int, world: Mapping[str, WorldPrompt | None], verifier=None,
                  critic=None, humans=None):
         self.params, self.seed, self.world = params, seed, world
         self.verifier, self.critic, self.humans = verifier, critic, humans
+        self.steps: dict[Labeler, Callable[[list[PairToLabel], Routed], Handoff]] = {
+            Labeler.VERIFIER: self._verifier_step, Labeler.CRITIC: self._critic_step,
+            Labeler.SIMULATED: self._simulated_step, Labeler.HUMAN: self._human_step}
+        # Labelers that take human-routed pairs no human answered (`human.missing`).
+        self.fallbacks: dict[Labeler, Callable[[list[PairToLabel], Routed], object]] = {
+            Labeler.CRITIC: lambda pairs, routed: self._critique(pairs, routed, decide=True),
+            Labeler.SIMULATED: self._simulate}
+        self._input: Sequence[PairToLabel] = ()
 
     def run(self, pairs: Sequence[PairToLabel]) -> Routed:
-        routed = Routed()
-        groups: dict[str, list[PairToLabel]] = defaultdict(list)
+        routed, self._input = Routed(), pairs
+        groups: dict[Labeler, list[PairToLabel]] = defaultdict(list)
         for pair in pairs:
             groups[labeler_for(pair.category, self.params.routing)].append(pair)
-        escalate_to = self.params.escalate.to
-        to_escalate: list[PairToLabel] = []
+        for labeler in ORDER_OF_WORK:
+            for target, passed in self.steps[labeler](groups.pop(labeler, []), routed).items():
+                if passed and ORDER_OF_WORK.index(target) <= ORDER_OF_WORK.index(labeler):
+                    raise ValueError(f"{labeler} cannot hand pairs to {target}, which has already run")
+                groups[target].extend(passed)
+        routed.escalated = sorted(set(routed.escalated))
+        return routed
 
-        verified = self._verify(groups.pop("verifier", []), routed)
-        undecided = [p for p in verified if p.pair_id not in routed.final]
-        groups[self.params.verifier.undecided].extend(undecided)
+    def _escalate_to(self) -> Labeler | None:
+        return Labeler(self.params.escalate.to) if self.params.escalate.to else None
+
+    def _verifier_step(self, pairs: list[PairToLabel], routed: Routed) -> Handoff:
+        """Verify; hand undecided pairs to `verifier.undecided`, and (with
+        `escalate.verifier_disagreement`) pairs where a second-opinion critic disagrees to
+        `escalate.to`."""
+        verified = self._verify(pairs, routed)
+        handoff: Handoff = {Labeler(self.params.verifier.undecided):
+                            [p for p in verified if p.pair_id not in routed.final]}
+        escalate_to = self._escalate_to()
         if escalate_to and self.params.escalate.verifier_disagreement:
             decided = [p for p in verified if p.pair_id in routed.final]
             second = self._critique(decided, routed, decide=False)
-            to_escalate += [p for p in decided if second[p.pair_id].choice != routed.final[p.pair_id].choice]
+            disagree = [p for p in decided if second[p.pair_id].choice != routed.final[p.pair_id].choice]
+            routed.escalated += [p.pair_id for p in disagree]
+            handoff.setdefault(escalate_to, []).extend(disagree)
+        return handoff
 
-        critic_labels = self._critique(groups.pop("critic", []), routed, decide=True)
-        threshold = self.params.escalate.critic_confidence_below
-        if escalate_to and threshold > 0:
-            to_escalate += [p for p in self._pairs(critic_labels, pairs)
-                            if critic_labels[p.pair_id].confidence < threshold]
-        routed.escalated = sorted({p.pair_id for p in to_escalate})
-        if escalate_to:
-            groups[escalate_to].extend(to_escalate)
+    def _critic_step(self, pairs: list[PairToLabel], routed: Routed) -> Handoff:
+        """Critique; hand labels below `escalate.critic_confidence_below` to `escalate.to`, in the
+        order of the pairs routed (not of the critic's group, which ends with verifier-undecided)."""
+        critic_labels = self._critique(pairs, routed, decide=True)
+        threshold, escalate_to = self.params.escalate.critic_confidence_below, self._escalate_to()
+        if not (escalate_to and threshold > 0):
+            return {}
+        doubtful = [p for p in self._input if p.pair_id in critic_labels
+                    and critic_labels[p.pair_id].confidence < threshold]
+        routed.escalated += [p.pair_id for p in doubtful]
+        return {escalate_to: doubtful}
 
-        self._simulate(groups.pop("simulated", []), routed)
-        self._ask_humans(groups.pop("human", []), routed)
-        return routed
+    def _simulated_step(self, pairs: list[PairToLabel], routed: Routed) -> Handoff:
+        self._simulate(pairs, routed)
+        return {}
 
-    @staticmethod
-    def _pairs(labels: Mapping[str, Label], pairs: Sequence[PairToLabel]) -> list[PairToLabel]:
-        return [p for p in pairs if p.pair_id in labels]
+    def _human_step(self, pairs: list[PairToLabel], routed: Routed) -> Handoff:
+        self._ask_humans(pairs, routed)
+        return {}
 
     def _verify(self, pairs: list[PairToLabel], routed: Routed) -> list[PairToLabel]:
         if not pairs:
@@ -130,11 +170,13 @@ class LabelRouter:
                 routed.final[pair.pair_id] = aggregate(answered[pair.pair_id])[pair.pair_id]
             elif pair.pair_id not in routed.final:
                 missing.append(pair)
-        if human.missing == "critic":
-            self._critique(missing, routed, decide=True)
-        elif human.missing == "simulated":
-            self._simulate(missing, routed)
+        if human.missing != SKIP:
+            self.fallbacks[Labeler(human.missing)](missing, routed)
 
     def _gold_items(self, routed: Routed) -> dict[str, str]:
         """Known-answer items for human queues: pairs a verifier decided."""
-        return {pid: lab.choice for pid, lab in routed.final.items() if lab.source == "verifier"}
+        return {pid: lab.choice for pid, lab in routed.final.items() if lab.source == LabelSource.VERIFIER}
+
+
+# Verifiers first (cheap and exact), then the critic, simulated annotators, humans (the docstring).
+ORDER_OF_WORK = (Labeler.VERIFIER, Labeler.CRITIC, Labeler.SIMULATED, Labeler.HUMAN)

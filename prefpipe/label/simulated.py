@@ -1,18 +1,15 @@
 """Simulated annotators: the gold preference seen through Bradley-Terry noise and lapses."""
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 
 from prefpipe.label.types import Label, PairToLabel
+from prefpipe.seeds import pair_rng
+from prefpipe.vocab import Choice, LabelSource
 from prefpipe.world.gold import judge
 from prefpipe.world.prompts import WorldPrompt
 
-
-def pair_rng(seed: int, pair_id: str, salt: str) -> random.Random:
-    digest = hashlib.sha256(f"{seed}:{salt}:{pair_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+SOURCE = LabelSource.SIMULATED.value
 
 
 def simulated_label(pair: PairToLabel, prompt: WorldPrompt, annotator: str, noise: float,
@@ -30,13 +27,13 @@ def simulated_label(pair: PairToLabel, prompt: WorldPrompt, annotator: str, nois
         score_b += length_bias * len(pair.response_b.split()) * verdict_b.well_formed
     rationale = f"gold {score_a:g} vs {score_b:g}"
     if score_a == score_b:
-        choice = "tie" if verdict_a.well_formed else "both_bad"
-        return Label(pair.pair_id, "simulated", annotator, choice, 1.0, rationale=rationale)
+        choice = Choice.TIE.value if verdict_a.well_formed else Choice.BOTH_BAD.value
+        return Label(pair.pair_id, SOURCE, annotator, choice, 1.0, rationale=rationale)
     rng = pair_rng(seed, pair.pair_id, annotator)
     p_a = 1.0 / (1.0 + math.exp(-max(min((score_a - score_b) / temperature, 50.0), -50.0)))
     if rng.random() < noise:
-        choice = rng.choice("ab")
+        choice = rng.choice("ab")  # a random 'a' or 'b' (a Choice value)
     else:
-        choice = "a" if rng.random() < p_a else "b"
-    return Label(pair.pair_id, "simulated", annotator, choice, max(p_a, 1 - p_a),
+        choice = Choice.A.value if rng.random() < p_a else Choice.B.value
+    return Label(pair.pair_id, SOURCE, annotator, choice, max(p_a, 1 - p_a),
                  rationale=rationale)

@@ -4,9 +4,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-CHOICES = ("a", "b", "tie", "both_bad")
-SOURCES = ("simulated", "verifier", "human", "critic")
-
 
 @dataclass(frozen=True)
 class PairToLabel:
@@ -23,9 +20,9 @@ class PairToLabel:
 @dataclass(frozen=True)
 class Label:
     pair_id: str
-    source: str  # one of SOURCES
+    source: str  # a prefpipe.vocab.LabelSource
     annotator: str
-    choice: str  # one of CHOICES, always relative to the pair's a/b (not the order shown)
+    choice: str  # a prefpipe.vocab.Choice, always relative to the pair's a/b (not the order shown)
     confidence: float
     principle: str | None = None
     rationale: str | None = None

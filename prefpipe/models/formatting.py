@@ -6,11 +6,42 @@ from dataclasses import dataclass
 
 import torch
 
+from prefpipe.errors import ConfigError
+from prefpipe.vocab import PromptFormat
+
 PLAIN_TEMPLATE = "User: {prompt}\nAssistant:"
+# A chat template that renders the user's message alone: `raw` prompts, nothing added.
+RAW_CHAT_TEMPLATE = "{{ messages[0]['content'] }}"
+
+
+def apply_prompt_format(tokenizer, prompt_format: str = PromptFormat.AUTO):
+    """Make `tokenizer` render prompts as `prompt_format` (params model.prompt_format); returns it.
+
+    The format rides on the tokenizer's chat template, so every stage and function that encodes
+    prompts with this tokenizer (`prompt_text`, `encode_prompt`, generation, scoring) agrees:
+    - auto: unchanged (the tokenizer's chat template if it has one, else PLAIN_TEMPLATE);
+    - chat_template: unchanged, and the tokenizer must have a chat template;
+    - plain: the chat template is dropped, so PLAIN_TEMPLATE is used;
+    - raw: the prompt text as given (RAW_CHAT_TEMPLATE renders the message alone).
+    Saving the tokenizer afterwards saves the chosen template with it."""
+    if prompt_format not in PromptFormat.values():
+        raise ConfigError(f"model.prompt_format must be one of {list(PromptFormat.values())}, "
+                          f"got {prompt_format!r}")
+    if prompt_format == PromptFormat.CHAT_TEMPLATE and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("model.prompt_format is 'chat_template' but the tokenizer has no chat "
+                          "template; use auto, plain or raw")
+    if prompt_format == PromptFormat.PLAIN:
+        tokenizer.chat_template = None
+    elif prompt_format == PromptFormat.RAW:
+        tokenizer.chat_template = RAW_CHAT_TEMPLATE
+    return tokenizer
 
 
 def prompt_text(tokenizer, prompt: str) -> str:
-    """The model-facing prompt: the tokenizer's chat template if it has one, else a plain one."""
+    """The model-facing prompt: the tokenizer's chat template if it has one, else a plain one
+    (`apply_prompt_format` picks between them, or renders the prompt as given)."""
+    if getattr(tokenizer, "chat_template", None) == RAW_CHAT_TEMPLATE:
+        return prompt
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
                                              tokenize=False, add_generation_prompt=True)

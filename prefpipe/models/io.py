@@ -13,6 +13,9 @@ from transformers import (
     GPT2LMHeadModel,
 )
 
+from prefpipe.models.formatting import apply_prompt_format
+from prefpipe.vocab import PromptFormat
+
 EXTERNAL_POINTER = "external_model.json"
 
 
@@ -34,11 +37,12 @@ def resolve_model_dir(path: str | Path) -> str:
     return str(path)
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path, prompt_format: str = PromptFormat.AUTO):
+    """The tokenizer of a model folder, with a pad token and the prompt format (model.prompt_format)."""
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(path))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return apply_prompt_format(tokenizer, prompt_format)
 
 
 def load_causal_lm(path: str | Path):

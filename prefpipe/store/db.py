@@ -16,12 +16,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from prefpipe.errors import StoreError
+from prefpipe.store.annotations import Annotations
+from prefpipe.store.interchange import Exports, Imports
 from prefpipe.store.schema import TABLES
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
 
-class StoreLocked(RuntimeError):
+class StoreLocked(StoreError):
     """Another process kept the store locked for longer than the retry budget."""
 
 
@@ -29,6 +32,9 @@ class Store:
     def __init__(self, path: str | Path, lock_timeout_s: float = 60.0):
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
+        self.annotations = Annotations(self)  # annotators, their queues and answers
+        self.imports = Imports(self)  # preference files imported (prefpipe.data.interchange)
+        self.exports = Exports(self)  # decisive labels an export writes
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as con:
             con.execute(TABLES)

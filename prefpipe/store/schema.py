@@ -1,6 +1,13 @@
-"""DuckDB schema of the preference store (the system of record for preference data)."""
+"""DuckDB schema of the preference store (the system of record for preference data).
 
-TABLES = """
+The CHECK lists of closed vocabularies are generated from `prefpipe.vocab`, so a name added there is
+accepted here (a store created before keeps the CHECK it was created with: a new name needs a
+migration)."""
+from prefpipe.vocab import Choice, LabelSource
+
+DECISIVE = ", ".join(f"'{choice}'" for choice in Choice.decisive())
+
+TABLES = f"""
 CREATE TABLE IF NOT EXISTS prompts (
     prompt_id   VARCHAR PRIMARY KEY,
     source      VARCHAR NOT NULL,         -- 'embedded' or the file the prompt came from
@@ -29,9 +36,9 @@ CREATE TABLE IF NOT EXISTS pairs (
 CREATE TABLE IF NOT EXISTS labels (
     label_id    VARCHAR PRIMARY KEY,
     pair_id     VARCHAR NOT NULL,
-    source      VARCHAR NOT NULL CHECK (source IN ('simulated', 'verifier', 'human', 'critic')),
+    source      VARCHAR NOT NULL CHECK (source IN ({LabelSource.sql_in()})),
     annotator   VARCHAR NOT NULL,
-    choice      VARCHAR NOT NULL CHECK (choice IN ('a', 'b', 'tie', 'both_bad')),
+    choice      VARCHAR NOT NULL CHECK (choice IN ({Choice.sql_in()})),
     confidence  DOUBLE NOT NULL,
     principle   VARCHAR,
     rationale   VARCHAR,
@@ -51,7 +58,7 @@ CREATE TABLE IF NOT EXISTS annotation_tasks (
     annotator_id VARCHAR NOT NULL,
     position     INTEGER NOT NULL,          -- order in the annotator's queue
     shown_order  VARCHAR NOT NULL CHECK (shown_order IN ('ab', 'ba')),
-    gold_choice  VARCHAR CHECK (gold_choice IN ('a', 'b')),  -- set on gold (known-answer) items
+    gold_choice  VARCHAR CHECK (gold_choice IN ({DECISIVE})),  -- set on gold (known-answer) items
     created_at   TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS runs (

@@ -1,11 +1,19 @@
-"""Pieces every training loop shares: seeding, batching, optimizer and schedule."""
+"""Pieces every training loop shares: seeding, batching, optimizer, schedule and dropout."""
 from __future__ import annotations
 
+import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
+
+from prefpipe.config.optim import OptimParams, RLOptimParams
+from prefpipe.errors import ConfigError
+from prefpipe.seeds import SeedPurpose, derive_seed
+from prefpipe.vocab import LRSchedule, OptimizerName
+
+log = logging.getLogger("prefpipe")
 
 
 def seed_everything(seed: int) -> None:
@@ -13,15 +21,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_batches(n_items: int, batch_size: int, epochs: float, seed: int) -> Iterator[list[int]]:
-    """Index batches over `epochs` passes (fractions allowed), reshuffled per epoch by `seed`."""
+def epoch_batches(n_items: int, batch_size: int, epochs: float, seed: int,
+                  shuffle: bool = True) -> Iterator[list[int]]:
+    """Index batches over `epochs` passes (fractions allowed), reshuffled per epoch by `seed`.
+
+    With `shuffle=False` every epoch visits 0..n_items-1 in order (and `seed` is unused)."""
     if n_items < 1:
         raise ValueError("no training examples: nothing to batch")
     total_steps = total_batches(n_items, batch_size, epochs)
     step, epoch = 0, 0
     while step < total_steps:
         order = list(range(n_items))
-        random.Random(seed * 7919 + epoch).shuffle(order)
+        if shuffle:
+            random.Random(derive_seed(seed, SeedPurpose.DATA_ORDER, epoch)).shuffle(order)
         for start in range(0, n_items, batch_size):
             if step >= total_steps:
                 return
@@ -34,19 +46,48 @@ def total_batches(n_items: int, batch_size: int, epochs: float) -> int:
     return max(1, math.ceil(math.ceil(n_items / batch_size) * epochs))
 
 
-def make_optimizer(model: torch.nn.Module, optim, total_steps: int):
-    """AdamW with linear warmup then cosine decay to 10% of the peak learning rate."""
+def make_optimizer(model: torch.nn.Module, optim: OptimParams | RLOptimParams, total_steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The configured optimizer over the trainable parameters, and its warmup-then-decay schedule.
+
+    The defaults (adamw, fused null, cosine to 10%) are exactly
+    `AdamW(params, lr=lr, weight_decay=weight_decay)` with linear warmup then cosine decay to 10%
+    of the peak learning rate."""
     trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
-    optimizer = torch.optim.AdamW(trainable, lr=optim.lr, weight_decay=optim.weight_decay)
+    optimizer = build_optimizer(trainable, optim)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(optim, total_steps))
+
+
+def build_optimizer(parameters: list[torch.nn.Parameter], optim: OptimParams | RLOptimParams
+                    ) -> torch.optim.Optimizer:
+    """torch.optim.AdamW or SGD; arguments left at their defaults are not passed (torch's own)."""
+    if optim.optimizer == OptimizerName.SGD:
+        return torch.optim.SGD(parameters, lr=optim.lr, momentum=optim.momentum,
+                               weight_decay=optim.weight_decay)
+    extra = {} if optim.fused is None else {"fused": optim.fused}
+    try:
+        return torch.optim.AdamW(parameters, lr=optim.lr, weight_decay=optim.weight_decay, **extra)
+    except RuntimeError as err:  # fused=True on a device or dtype without the fused kernel
+        raise ConfigError(f"optim.fused: true is not available here ({err}); set it to null") from err
+
+
+def lr_factor(optim: OptimParams | RLOptimParams, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak lr at each step: linear warmup (capped at half the run), then the
+    schedule; the decaying ones end at `min_lr_ratio` and stay there."""
     warmup = max(1, min(optim.warmup_steps, total_steps // 2))
+    floor = optim.min_lr_ratio
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if optim.schedule == LRSchedule.CONSTANT:
+            return 1.0
+        progress = min((step - warmup) / max(1, total_steps - warmup), 1.0)
+        if optim.schedule == LRSchedule.LINEAR:
+            return floor + (1 - floor) * (1.0 - progress)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return factor
 
 
 def take(items: Sequence, indices: list[int]) -> list:
@@ -58,8 +99,21 @@ def autocast(precision: str, device_type: str = "cpu"):
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def set_dropout(model: torch.nn.Module, p: float | None) -> None:
+    """Set every `torch.nn.Dropout` of `model` (LoRA's included) to `p`; None leaves the model's own.
+
+    The model's config is left as it is (what is saved stays the model's). Architectures whose
+    attention reads a dropout float from the config at construction (e.g. Llama's
+    attention_dropout) are not reached: pass the value when loading such a model."""
+    if p is None:
+        return
+    modules = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    if not modules and p > 0:
+        log.warning("dropout %.3g asked for, but the model has no torch.nn.Dropout modules", p)
+    for module in modules:
+        module.p = p
+
+
 def disable_dropout(model: torch.nn.Module) -> None:
     """Dropout off: DPO's log-ratios must compare the policy and reference on equal terms."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
+    set_dropout(model, 0.0)

@@ -1,9 +1,25 @@
 """The accelerate side of every training loop: processes, sharding, backward, reductions.
 
 Each process sees the same global batch (indices are a pure function of seed and step) and takes
-its contiguous share. Losses are scaled so that DDP's gradient average over processes equals the
-gradient of the global-batch mean: 2 processes give the same update as 1 process with the same
-global batch.
+its contiguous share.
+
+The one DDP reduction rule, for every loss (SFT, reward model, DPO family, PPO, GRPO): a process
+backpropagates
+
+    loss_p = (Σ of its per-example losses) · W / G
+
+where W is the number of processes and G the number of examples in the *global* batch, summed
+over every process ("example" is whatever the loss averages over: a pair for the reward model
+and DPO, a response token for SFT, PPO and GRPO). DDP averages gradients over the W processes, so
+the update is the gradient of Σ_global / G, the mean over the global batch: N processes make the
+same update as one process with the same global batch, and with one process loss_p is the plain
+mean. Two ways in, one rule:
+- `global_scale(G)`: the factor W / G for a local *sum*, when every process knows G up front
+  (the supervised loop's batches: pairs, or tokens counted before the forward pass).
+- `global_mean(local_mean, local_count)`: the same rule for a loss already averaged over its
+  `local_count` examples (the RL losses are token means); G is summed over processes here.
+A per-process mean (what GRPO and PPO did before) weights a process's tokens by 1/(its own count),
+which differs from the global mean whenever processes hold different token counts.
 """
 from __future__ import annotations
 
@@ -12,7 +28,9 @@ from accelerate import Accelerator
 
 
 class Runtime:
-    def __init__(self):
+    """This process's place in the run (rank, world size, device) and the collective operations."""
+
+    def __init__(self) -> None:
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
 
     @property
@@ -41,13 +59,30 @@ class Runtime:
         """Multiply a local *sum* by this to get a loss whose DDP-averaged gradient is the global mean."""
         return self.world_size / max(global_count, 1)
 
-    def prepare(self, model, optimizer):
+    def global_mean(self, local_mean: torch.Tensor, local_count: torch.Tensor) -> torch.Tensor:
+        """The reduction rule for a mean over `local_count` local examples: mean · count · W / G.
+
+        G is `local_count` summed over processes. With one process the factor is count / count,
+        exactly 1.0, so the loss keeps its value and gradient bit for bit."""
+        count = local_count.detach().to(local_mean.dtype)
+        return local_mean * (count * self.world_size / self.sum(count).clamp(min=1))
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Elementwise sum of `tensor` over processes; `tensor` itself with one process."""
+        return tensor if self.world_size == 1 else self.accelerator.reduce(tensor, reduction="sum")
+
+    def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+                ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """The model wrapped for DDP (with several processes) and the optimizer, on the device."""
         return self.accelerator.prepare(model, optimizer)
 
-    def unwrap(self, model):
+    def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return self.accelerator.unwrap_model(model)
 
-    def step(self, model, optimizer, scheduler, loss: torch.Tensor, max_grad_norm: float) -> float:
+    def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, loss: torch.Tensor,
+             max_grad_norm: float) -> float:
+        """One optimizer step on `loss` (already scaled by the reduction rule); -> the grad norm."""
         optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
         grad_norm = self.accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)

@@ -1,20 +1,26 @@
 """Direct preference optimisation (and its family) against reference log-probs computed once.
 
 The reference model is only needed before training: its log-probs of every chosen and rejected
-response are computed up front, so training holds the policy alone in memory.
+response are computed up front, so training holds the policy alone in memory. Which member of the
+family trains, and what it needs (reference log-probs, length-averaged log-probs), is the variant
+object's to say: `variant_for(params.policy.dpo)` (see `prefpipe.losses.dpo_variants`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import torch
 
-from prefpipe import losses
+from prefpipe.losses import DPOLoss, dpo_variant
 from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.progress import Progress
-from prefpipe.train.common import autocast, disable_dropout
+from prefpipe.train.common import autocast, set_dropout
 from prefpipe.train.loop import TrainContext, supervised_loop
 from prefpipe.train.reward import encode_pairs, pair_batch
 
-LENGTH_NORMALISED = ("ipo", "simpo")
+if TYPE_CHECKING:
+    from prefpipe.config.schema import DPOParams
 
 
 @torch.no_grad()
@@ -37,20 +43,22 @@ def reference_logprobs(model, tokenizer, pairs: list[dict], max_length: int, bat
     return torch.cat(ref_chosen), torch.cat(ref_rejected)
 
 
-def pair_losses(dpo_params, pol_c, pol_r, ref_c, ref_r) -> torch.Tensor:
-    """Per-pair loss of the configured member of the DPO family (policy.dpo.loss)."""
-    beta, kind = dpo_params.beta, dpo_params.loss
-    if kind == "sigmoid":
-        return losses.dpo_loss(pol_c, pol_r, ref_c, ref_r, beta, dpo_params.label_smoothing)
-    if kind == "robust":
-        return losses.robust_dpo_loss(pol_c, pol_r, ref_c, ref_r, beta, dpo_params.label_smoothing)
-    if kind == "ipo":
-        return losses.ipo_loss(pol_c, pol_r, ref_c, ref_r, beta)
-    if kind == "hinge":
-        return losses.hinge_loss(pol_c, pol_r, ref_c, ref_r, beta)
-    if kind == "simpo":
-        return losses.simpo_loss(pol_c, pol_r, beta, dpo_params.simpo_gamma)
-    raise ValueError(f"policy.dpo.loss: unknown loss '{kind}'")
+def reference_for(variant: DPOLoss, load_reference: Callable[[], torch.nn.Module], tokenizer,
+                  pairs: list[dict], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference log-probs `variant` trains against -> (N,), (N,): zeros for a reference-free
+    variant (no model is loaded), else `load_reference()`'s, read as the variant reads log-probs
+    (summed, or averaged when length-normalised). The model is dropped before training starts."""
+    if variant.reference_free:
+        zeros = torch.zeros(len(pairs))
+        return zeros, zeros
+    return reference_logprobs(load_reference(), tokenizer, pairs, max_length,
+                              average=variant.length_normalised)
+
+
+def variant_for(dpo_params: DPOParams) -> DPOLoss:
+    """The member of the DPO family `policy.dpo` configures (its `loss` and knobs)."""
+    return dpo_variant(dpo_params.loss, dpo_params.beta, dpo_params.label_smoothing,
+                       dpo_params.simpo_gamma)
 
 
 def train_dpo(model, tokenizer, pairs: list[dict], ref_chosen: torch.Tensor,
@@ -60,22 +68,21 @@ def train_dpo(model, tokenizer, pairs: list[dict], ref_chosen: torch.Tensor,
     context = context or TrainContext()
     runtime = context.runtime
     prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
-    average = dpo_params.loss in LENGTH_NORMALISED
-    disable_dropout(model)
+    variant = variant_for(dpo_params)
+    set_dropout(model, dpo_params.dropout)  # policy.dpo.dropout: 0.0 (off) by default
 
     def loss_fn(model, idx, global_idx):
         batch = pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length).to(runtime.device)
         with autocast(context.precision, runtime.device.type):
-            logps = sequence_logprobs(model, batch, average=average)
+            logps = sequence_logprobs(model, batch, average=variant.length_normalised)
         pol_c, pol_r = logps[: len(idx)], logps[len(idx):]
         ref_c, ref_r = ref_chosen[idx].to(logps), ref_rejected[idx].to(logps)
-        per_pair = pair_losses(dpo_params, pol_c, pol_r, ref_c, ref_r)
-        margin = dpo_params.beta * losses.preference_logits(pol_c, pol_r, ref_c, ref_r).detach()
-        loss = per_pair.sum() * runtime.global_scale(len(global_idx))
+        out = variant(pol_c, pol_r, ref_c, ref_r)  # per-pair losses, rewards and margins (B,)
+        loss = out.losses.sum() * runtime.global_scale(len(global_idx))
         return loss, {
             "loss": loss.item(),
-            "reward_accuracy": (margin > 0).float().mean().item(),
-            "reward_margin": margin.mean().item(),
+            "reward_accuracy": (out.margins > 0).float().mean().item(),
+            "reward_margin": out.margins.mean().item(),
             "chosen_logp_shift": (pol_c - ref_c).mean().item(),
             "rejected_logp_shift": (pol_r - ref_r).mean().item()}
 

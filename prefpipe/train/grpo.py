@@ -1,89 +1,129 @@
 """GRPO on verifiable rewards (Shao et al. 2024, DeepSeekMath §4): no reward model, no critic.
 
-Per iteration: G samples per prompt, each scored by a verifier; advantages are the rewards
-normalised within their group; the loss is the clipped policy-gradient surrogate plus β·k3 KL to the
-frozen reference, averaged over response tokens.
+Per iteration: G samples per prompt, each scored by the reward functions; advantages are the
+rewards normalised within their group; the loss is the clipped policy-gradient surrogate plus β·k3
+KL to the frozen reference, averaged over response tokens. The loop itself (sampling, minibatches,
+checkpoints) is `rl_loop`; this module is the GRPO part.
+
+Reward functions have TRL's `reward_funcs` shape: each is called once per rollout with keyword
+arguments, one list entry per sampled row, and returns one float per row; a row's reward is the
+sum over the functions (one function may be passed alone). The keywords are
+    prompts         the prompt text of each row
+    completions     the sampled response, decoded with special tokens skipped
+    completion_ids  the sampled token ids (ending in EOS when finished)
+    prompt_index    the index of each row's prompt in the `prompts` given to `train_grpo`
+    finished        whether the response ended with EOS before the token cap
+so a function takes the ones it needs and `**kwargs` for the rest. The library knows no verifier:
+the stage builds these functions (from the verifiers) and passes them in.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from prefpipe.losses import group_advantages, kl_k3, masked_mean, ppo_policy_loss
-from prefpipe.models.formatting import encode_prompt
-from prefpipe.progress import Progress
-from prefpipe.train.common import disable_dropout, make_optimizer
+from prefpipe.train.distributed import Runtime
 from prefpipe.train.loop import TrainContext
-from prefpipe.train.rollout import (
-    draw_prompts,
-    forward_tokens,
-    minibatches,
-    reference_token_logprobs,
-    sample_rollout,
-    sub_batch,
-)
+from prefpipe.train.rl_loop import RLAlgorithm, RolloutInputs, rl_loop
+from prefpipe.train.rollout import Rollout, forward_tokens, sub_batch
 
-# verify(prompt_index, response_ids, finished) -> reward in [0, 1]
-VerifyFn = Callable[[int, list[int], bool], float]
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from prefpipe.config.schema import GRPOParams
+
+# reward_func(prompts=..., completions=..., completion_ids=..., prompt_index=..., finished=...)
+#   -> one reward per row (see the module docstring)
+RewardFunc = Callable[..., Sequence[float]]
 
 
-def train_grpo(policy, reference, verify: VerifyFn, tokenizer, prompts: list[str], grpo_params,
-               max_length: int, seed: int, context: TrainContext | None = None) -> list[dict]:
-    """Train `policy` (a PolicyWithValue without value head) in place on verifier rewards."""
-    context = context or TrainContext()
-    runtime, checkpointer, precision = context.runtime, context.checkpointer, context.precision
-    p = grpo_params
-    prompt_ids = [encode_prompt(tokenizer, text) for text in prompts]
-    local_prompts = len(runtime.shard(list(range(p.prompts_per_iteration))))
-    steps_per_iteration = p.epochs * -(-local_prompts * p.group_size // p.minibatch_size)
-    disable_dropout(policy)
-    optimizer, scheduler = make_optimizer(policy, p.optim, p.iterations * steps_per_iteration)
-    start, history = checkpointer.restore(policy, optimizer, scheduler, {})
-    trained, optimizer = runtime.prepare(policy, optimizer)
-    unwrapped = runtime.unwrap(trained)
-    with Progress(p.iterations - start, "train_policy (grpo)" + (f" resumed at {start}" if start else ""),
-                  "iteration", enabled=runtime.is_main) as progress:
-        for iteration in range(start, p.iterations):
-            chosen = runtime.shard(draw_prompts(len(prompts), p.prompts_per_iteration, seed, iteration))
-            rollout = sample_rollout(unwrapped.generator(), tokenizer, [prompt_ids[i] for i in chosen],
-                                     p.group_size, p.sampling,
-                                     seed * 7_000_003 + iteration * 97 + runtime.rank,
-                                     max_length, runtime.device)
-            mask = rollout.mask
-            rewards = torch.tensor([verify(chosen[prompt], ids, bool(done)) for prompt, ids, done in
-                                    zip(rollout.prompt_index, rollout.response_ids,
-                                        rollout.finished.tolist())], device=runtime.device)
-            advantages = group_advantages(rewards, p.group_size).unsqueeze(-1) * mask
-            with torch.no_grad():
-                unwrapped.eval()
-                old_logprobs, _, _ = forward_tokens(unwrapped, rollout.batch, precision)
-                ref_logprobs = reference_token_logprobs(unwrapped, reference, rollout.batch, precision)
-            trained.train()
-            stats: dict[str, list[float]] = {}
-            for epoch in range(p.epochs):
-                for rows in minibatches(len(rollout.finished), p.minibatch_size, seed, iteration, epoch):
-                    mb_mask = mask[rows]
-                    logprobs, _, _ = forward_tokens(trained, sub_batch(rollout.batch, rows), precision)
-                    pg_loss, pg_stats = ppo_policy_loss(logprobs, old_logprobs[rows], advantages[rows],
-                                                        mb_mask, p.clip_range)
-                    kl = masked_mean(kl_k3(logprobs, ref_logprobs[rows]), mb_mask)
-                    loss = pg_loss + p.kl_beta * kl
-                    runtime.step(trained, optimizer, scheduler, loss, p.optim.max_grad_norm)
-                    for key, value in (("loss", loss.item()), ("policy_loss", pg_loss.item()),
-                                       ("kl_k3_token", kl.item()),
-                                       *pg_stats.items()):
-                        stats.setdefault(key, []).append(value)
-            solved = rewards.view(-1, p.group_size)
-            row = {"step": iteration,
-                   "reward": runtime.mean(rewards.mean().item()),
-                   "groups_with_signal": runtime.mean((solved.std(dim=1) > 0).float().mean().item()),
-                   "kl_nats": runtime.mean(((old_logprobs - ref_logprobs) * mask).sum(-1).mean().item()),
-                   "response_tokens": runtime.mean(rollout.lengths.mean().item()),
-                   **{k: runtime.mean(sum(v) / len(v)) for k, v in stats.items()},
-                   "lr": scheduler.get_last_lr()[0]}
-            history.append(row)
-            checkpointer.step_done(iteration + 1, unwrapped, optimizer, scheduler, {}, history)
-            progress.update(1, reward=row["reward"], kl=row["kl_nats"])
-    checkpointer.finish()
-    return history
+@dataclass
+class ScoredGroups:
+    """A GRPO rollout after scoring: G contiguous rows per prompt."""
+
+    rollout: Rollout
+    rewards: torch.Tensor  # (B,) summed reward-function values
+    advantages: torch.Tensor  # (B, T-1) group-normalised reward on every response token
+    old_logprobs: torch.Tensor  # (B, T-1) under the sampling policy
+    ref_logprobs: torch.Tensor  # (B, T-1) under the reference
+
+
+def rollout_rewards(reward_funcs: Sequence[RewardFunc], tokenizer: PreTrainedTokenizerBase,
+                    prompts: list[str],
+                    inputs: RolloutInputs) -> torch.Tensor:
+    """(B,) float32: each row's reward, summed over `reward_funcs`."""
+    rollout = inputs.rollout
+    prompt_index = [inputs.prompt_indices[row] for row in rollout.prompt_index]
+    kwargs = {"prompts": [prompts[i] for i in prompt_index],
+              "completions": [tokenizer.decode(ids, skip_special_tokens=True)
+                              for ids in rollout.response_ids],
+              "completion_ids": rollout.response_ids, "prompt_index": prompt_index,
+              "finished": [bool(done) for done in rollout.finished.tolist()]}
+    per_func = []
+    for func in reward_funcs:
+        values = [float(v) for v in func(**kwargs)]
+        if len(values) != len(prompt_index):
+            raise ValueError(f"reward function {getattr(func, '__name__', func)!r} returned "
+                             f"{len(values)} rewards for {len(prompt_index)} completions")
+        per_func.append(values)
+    return torch.tensor(per_func, dtype=torch.float32, device=inputs.runtime.device).sum(0)
+
+
+class GRPO(RLAlgorithm):
+    """GRPO's pieces for `rl_loop`: G samples per prompt, group-relative advantages, k3 KL."""
+
+    name = "grpo"
+    progress_keys = {"reward": "reward", "kl": "kl_nats"}
+
+    def __init__(self, reward_funcs: RewardFunc | Sequence[RewardFunc],
+                 tokenizer: PreTrainedTokenizerBase, prompts: list[str], grpo_params: GRPOParams):
+        if callable(reward_funcs):  # one function, as TRL also accepts
+            reward_funcs = [reward_funcs]
+        if not reward_funcs:
+            raise ValueError("GRPO needs at least one reward function")
+        p = self.params = grpo_params
+        self.reward_funcs, self.tokenizer, self.prompts = list(reward_funcs), tokenizer, prompts
+        self.iterations, self.prompts_per_iteration = p.iterations, p.prompts_per_iteration
+        self.samples_per_prompt = p.group_size
+        self.epochs, self.minibatch_size = p.epochs, p.minibatch_size
+        self.optim, self.sampling = p.optim, p.sampling
+
+    def score(self, inputs: RolloutInputs) -> ScoredGroups:
+        rewards = rollout_rewards(self.reward_funcs, self.tokenizer, self.prompts, inputs)
+        advantages = group_advantages(rewards, self.params.group_size).unsqueeze(-1) * inputs.rollout.mask
+        old_logprobs, _, ref_logprobs = inputs.behaviour_logprobs()
+        return ScoredGroups(inputs.rollout, rewards, advantages, old_logprobs, ref_logprobs)
+
+    def minibatch_loss(self, model: torch.nn.Module, scored: ScoredGroups, rows: list[int],
+                       precision: str) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """Clipped surrogate + β · k3 KL to the reference, both token means."""
+        p, mb_mask = self.params, scored.rollout.mask[rows]
+        logprobs, _, _ = forward_tokens(model, sub_batch(scored.rollout.batch, rows), precision)
+        pg_loss, pg_stats = ppo_policy_loss(logprobs, scored.old_logprobs[rows],
+                                            scored.advantages[rows], mb_mask, p.clip_range)
+        kl = masked_mean(kl_k3(logprobs, scored.ref_logprobs[rows]), mb_mask)
+        loss = pg_loss + p.kl_beta * kl
+        return loss, mb_mask.sum(), {"policy_loss": pg_loss.item(), "kl_k3_token": kl.item(),
+                                     **pg_stats}
+
+    def metrics(self, scored: ScoredGroups, runtime: Runtime) -> dict[str, float]:
+        rollout, rewards = scored.rollout, scored.rewards
+        solved = rewards.view(-1, self.params.group_size)
+        return {"reward": runtime.mean(rewards.mean().item()),
+                "groups_with_signal": runtime.mean((solved.std(dim=1) > 0).float().mean().item()),
+                "kl_nats": runtime.mean(((scored.old_logprobs - scored.ref_logprobs)
+                                         * rollout.mask).sum(-1).mean().item()),
+                "response_tokens": runtime.mean(rollout.lengths.mean().item())}
+
+
+def train_grpo(policy: torch.nn.Module, reference: torch.nn.Module | None,
+               reward_funcs: RewardFunc | Sequence[RewardFunc], tokenizer: PreTrainedTokenizerBase,
+               prompts: list[str], grpo_params: GRPOParams, max_length: int, seed: int,
+               context: TrainContext | None = None) -> list[dict]:
+    """Train `policy` (a PolicyWithValue without value head) in place on the rewards of
+    `reward_funcs`; `reference` None: see `rollout.reference_token_logprobs`."""
+    return rl_loop(GRPO(reward_funcs, tokenizer, prompts, grpo_params), policy, reference,
+                   tokenizer, prompts, max_length, seed, context)

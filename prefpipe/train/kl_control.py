@@ -1,6 +1,11 @@
 """KL coefficient controllers for RL against a reward model (reward - β·KL)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefpipe.config.schema import KLControlParams
+
 
 class FixedKLController:
     """β stays where it was set."""
@@ -34,7 +39,8 @@ class AdaptiveKLController(FixedKLController):
         self.beta *= 1.0 + error * n_samples / self.horizon
 
 
-def kl_controller(kl_params) -> FixedKLController:
+def kl_controller(kl_params: KLControlParams) -> FixedKLController:
+    """The controller policy.ppo.kl asks for: adaptive (Ziegler et al.) or fixed β."""
     if kl_params.adaptive:
         return AdaptiveKLController(kl_params.beta, kl_params.target, kl_params.horizon)
     return FixedKLController(kl_params.beta)

@@ -1,16 +1,20 @@
 """The supervised training loop shared by SFT, reward-model and DPO training.
 
 One loop gives every trainer the same behaviour: accelerate (each process takes its share of the
-global batch), resumable checkpoints, progress, and a per-step history.
+global batch), resumable checkpoints, progress, a per-step history, and per-step callbacks
+(`prefpipe.train.callbacks`: metrics, timing, early stop) for whoever runs it as a library.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from prefpipe.config.optim import OptimParams
 from prefpipe.progress import Progress
+from prefpipe.train.callbacks import StepCallback, StepInfo, notify
 from prefpipe.train.checkpoint import Checkpointer
 from prefpipe.train.common import epoch_batches, make_optimizer, total_batches
 from prefpipe.train.distributed import Runtime
@@ -21,28 +25,39 @@ LossFn = Callable[[torch.nn.Module, list[int], list[int]], tuple[torch.Tensor, d
 
 @dataclass
 class TrainContext:
-    """Where a loop runs and how it survives a kill; the default is one process, no checkpoints."""
+    """Where a loop runs, how it survives a kill and who watches it; the default is one process,
+    no checkpoints, no callbacks."""
 
     runtime: Runtime = field(default_factory=Runtime)
     checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, 0))
     precision: str = "fp32"
+    callbacks: Sequence[StepCallback] = ()
 
 
-def supervised_loop(name: str, model: torch.nn.Module, optim, n_items: int, seed: int,
+def supervised_loop(name: str, model: torch.nn.Module, optim: OptimParams, n_items: int, seed: int,
                     context: TrainContext, loss_fn: LossFn, show: tuple[str, ...] = ("loss",)
                     ) -> list[dict]:
-    """Run `optim.epochs` over `n_items` examples in place on `model`; returns the history."""
+    """Run `optim.epochs` over `n_items` examples in place on `model`; returns the history.
+
+    After each step the progress bar and then `context.callbacks` see it (`StepInfo`); a callback
+    returning True or raising StopTraining ends the run after that step."""
     runtime, checkpointer = context.runtime, context.checkpointer
     steps = total_batches(n_items, optim.batch_size, optim.epochs)
     optimizer, scheduler = make_optimizer(model, optim, steps)
     start, history = checkpointer.restore(model, optimizer, scheduler, {})
     trained, optimizer = runtime.prepare(model, optimizer)
     trained.train()
+    batches = epoch_batches(n_items, optim.batch_size, optim.epochs, seed, optim.shuffle)
     with Progress(steps - start, name + (f" (resumed at step {start})" if start else ""), "step",
                   enabled=runtime.is_main) as progress:
-        for step, idx in enumerate(epoch_batches(n_items, optim.batch_size, optim.epochs, seed)):
+        def show_progress(info: StepInfo) -> None:
+            progress.update(1, **{k: info.metrics[k] for k in show})
+
+        callbacks = (show_progress, *context.callbacks)
+        for step, idx in enumerate(batches):
             if step < start:
                 continue
+            began = time.perf_counter()
             local = runtime.shard(idx)
             if local:
                 loss, stats = loss_fn(trained, local, idx)
@@ -53,6 +68,15 @@ def supervised_loop(name: str, model: torch.nn.Module, optim, n_items: int, seed
                    "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm}
             history.append(row)
             checkpointer.step_done(step + 1, runtime.unwrap(trained), optimizer, scheduler, {}, history)
-            progress.update(1, **{k: row[k] for k in show})
+            info = StepInfo(name, step, steps, dict(row), time.perf_counter() - began,
+                            runtime.unwrap(trained), runtime.is_main)
+            stop = notify(callbacks, info)
+            if context.callbacks and stop_requested(runtime, stop):  # no collective without them
+                break
     checkpointer.finish()
     return history
+
+
+def stop_requested(runtime: Runtime, stop: bool) -> bool:
+    """True on every process when any process's callbacks asked to stop (one process: `stop`)."""
+    return stop if runtime.world_size == 1 else runtime.mean(float(stop)) > 0.0

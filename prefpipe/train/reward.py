@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 from prefpipe.losses import bradley_terry_loss
-from prefpipe.models.formatting import collate, encode_prompt, encode_response, response_batches
-from prefpipe.train.common import autocast, take
+from prefpipe.models.formatting import collate, encode_prompt, encode_response
+from prefpipe.models.scoring import scalar_rewards
+from prefpipe.train.common import autocast, set_dropout, take
 from prefpipe.train.loop import TrainContext, supervised_loop
 
 
@@ -24,19 +25,16 @@ def pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length):
     return collate(tokenizer, p + p, take(chosen, idx) + take(rejected, idx), max_length)
 
 
-def scalar_rewards(model, batch) -> torch.Tensor:
-    """The reward head's score at each row's last real token. -> (B,)"""
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.squeeze(-1)
-
-
 def train_reward_model(model, tokenizer, pairs: list[dict], reward_params, max_length: int, seed: int,
                        context: TrainContext | None = None) -> list[dict]:
     """Train in place with the Bradley-Terry loss; returns the per-step history.
 
     With reward.margin_scale m > 0 a pair of label confidence c asks for a reward gap of m·c; with
-    reward.center_coef > 0 rewards are pulled toward zero."""
+    reward.center_coef > 0 rewards are pulled toward zero; reward.dropout (not None) sets the
+    model's dropout for training."""
     context = context or TrainContext()
     runtime = context.runtime
+    set_dropout(model, reward_params.dropout)
     prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
     margins = torch.tensor([reward_params.margin_scale * float(p.get("confidence", 1.0)) for p in pairs])
 
@@ -54,13 +52,3 @@ def train_reward_model(model, tokenizer, pairs: list[dict], reward_params, max_l
 
     return supervised_loop("train_reward", model, reward_params.optim, len(pairs), seed, context,
                            loss_fn, show=("loss", "accuracy"))
-
-
-@torch.no_grad()
-def score_responses(model, tokenizer, prompts: list[str], responses: list[str],
-                    finished: list[bool], max_length: int, batch_size: int = 64) -> list[float]:
-    """Reward-model scores of (prompt, response) rows."""
-    model.eval()
-    return [score for batch in response_batches(tokenizer, prompts, responses, finished, max_length,
-                                                batch_size)
-            for score in scalar_rewards(model, batch).float().tolist()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,7 +12,14 @@ from prefpipe.losses import masked_mean
 from prefpipe.models.formatting import TokenBatch, collate
 from prefpipe.models.generation import sample_token_ids
 from prefpipe.models.logprobs import token_logprobs
+from prefpipe.seeds import SeedPurpose, derive_seed
 from prefpipe.train.common import autocast
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from prefpipe.config.schema import SamplingParams
+    from prefpipe.models.policy_value import PolicyWithValue
 
 
 @dataclass
@@ -36,13 +44,15 @@ class Rollout:
 
 def draw_prompts(n_prompts: int, count: int, seed: int, iteration: int) -> list[int]:
     """The prompt indices of an iteration: a pure function of seed and iteration (resumable)."""
-    rng = random.Random(seed * 1_000_003 + iteration)
+    rng = random.Random(derive_seed(seed, SeedPurpose.ROLLOUT_PROMPTS, iteration))
     return [rng.randrange(n_prompts) for _ in range(count)]
 
 
 @torch.no_grad()
-def sample_rollout(generator, tokenizer, prompt_ids: list[list[int]], num_samples: int, sampling,
-                   seed: int, max_length: int, device) -> Rollout:
+def sample_rollout(generator: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                   prompt_ids: list[list[int]], num_samples: int, sampling: SamplingParams,
+                   seed: int, max_length: int, device: torch.device | str) -> Rollout:
+    """`num_samples` responses to each prompt from `generator`, seeded by `seed`, as a Rollout."""
     samples = sample_token_ids(generator, tokenizer, prompt_ids, num_samples, sampling, seed)
     batch = collate(tokenizer, [s.prompt_ids for s in samples],
                     [s.response_ids or [tokenizer.eos_token_id] for s in samples], max_length)
@@ -52,7 +62,8 @@ def sample_rollout(generator, tokenizer, prompt_ids: list[list[int]], num_sample
                    [s.response_ids for s in samples])
 
 
-def forward_tokens(model, batch: TokenBatch, precision: str):
+def forward_tokens(model: torch.nn.Module, batch: TokenBatch, precision: str
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(per-token log-probs (B, T-1), values (B, T-1) or None, logits) of a PolicyWithValue."""
     with autocast(precision, batch.input_ids.device.type):
         logits, values = model(batch.input_ids, batch.attention_mask)
@@ -60,21 +71,38 @@ def forward_tokens(model, batch: TokenBatch, precision: str):
     return logprobs, (values[:, :-1] if values is not None else None), logits
 
 
+def uses_itself_as_reference(policy: PolicyWithValue, reference: torch.nn.Module | None) -> bool:
+    """True when there is neither a reference model nor LoRA adapters to switch off."""
+    return reference is None and not policy.uses_lora
+
+
 @torch.no_grad()
-def reference_token_logprobs(policy, reference, batch: TokenBatch, precision: str) -> torch.Tensor:
-    """Per-token log-probs under the frozen reference: its own model, or the policy with LoRA off."""
-    with autocast(precision, batch.input_ids.device.type):
+def reference_token_logprobs(policy: PolicyWithValue, reference: torch.nn.Module | None,
+                             batch: TokenBatch, precision: str) -> torch.Tensor:
+    """Per-token log-probs (B, T-1) under the reference, which is one of three things:
+
+    - `reference` given: that frozen model (full fine-tuning; the stage passes a copy of SFT);
+    - no `reference`, LoRA policy: the policy with its adapters off, i.e. its starting weights;
+    - no `reference`, no LoRA: there is no frozen copy, so the policy itself *as it is now* is the
+      reference. Called when a rollout is scored, that is the sampling policy: KL(π‖ref) is then
+      zero at scoring time and the KL terms only see drift within one iteration's updates. The
+      RL loop logs a warning when it runs this way (`uses_itself_as_reference`)."""
+    ids, attention = batch.input_ids, batch.attention_mask
+    with autocast(precision, ids.device.type):
         if reference is not None:
-            logits = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        else:
-            with policy.reference_mode():
-                logits = policy.lm(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return token_logprobs(logits, batch.input_ids)
+            logits = reference(input_ids=ids, attention_mask=attention).logits
+        elif policy.uses_lora:
+            with policy.reference_mode():  # adapters off
+                logits = policy.lm(input_ids=ids, attention_mask=attention).logits
+        else:  # the policy is its own reference (see above)
+            logits = policy.lm(input_ids=ids, attention_mask=attention).logits
+    return token_logprobs(logits, ids)
 
 
 def minibatches(n_rows: int, size: int, seed: int, iteration: int, epoch: int) -> list[list[int]]:
+    """The rows 0..n_rows-1 shuffled by (seed, iteration, epoch), cut into minibatches of `size`."""
     order = list(range(n_rows))
-    random.Random(seed * 7919 + iteration * 101 + epoch).shuffle(order)
+    random.Random(derive_seed(seed, SeedPurpose.MINIBATCH_ORDER, iteration, epoch)).shuffle(order)
     return [order[i: i + size] for i in range(0, n_rows, size)]
 
 

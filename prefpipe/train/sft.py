@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import torch
 
+from prefpipe.config.optim import OptimParams
 from prefpipe.models.formatting import collate, encode_prompt, encode_response
 from prefpipe.models.logprobs import token_logprobs
-from prefpipe.train.common import autocast, take
+from prefpipe.train.common import autocast, set_dropout, take
 from prefpipe.train.loop import TrainContext, supervised_loop
 
 
-def train_sft(model, tokenizer, examples: list[dict], optim, max_length: int, seed: int,
-              context: TrainContext | None = None) -> list[dict]:
+def train_sft(model, tokenizer, examples: list[dict], optim: OptimParams, max_length: int, seed: int,
+              context: TrainContext | None = None, dropout: float | None = None) -> list[dict]:
     """Train in place on [{'prompt', 'response'}]; returns the per-step history.
 
     The loss is the mean over every response token of the global batch: each process knows the
-    global token count, so the mean does not depend on the number of processes."""
+    global token count, so the mean does not depend on the number of processes. `dropout` (not
+    None, params sft.dropout) sets the model's dropout for training."""
     context = context or TrainContext()
     runtime = context.runtime
+    set_dropout(model, dropout)
     prompts = [encode_prompt(tokenizer, e["prompt"]) for e in examples]
     responses = [encode_response(tokenizer, e["response"]) for e in examples]
     scored_tokens = [min(len(r), max_length - 1) for r in responses]

@@ -1,4 +1,5 @@
-"""Users' prompt files: Parquet, JSONL and datasets folders, with row-level errors."""
+"""Users' prompt files: Parquet, JSONL and datasets folders, with row-level errors (the file and
+the place: 'line N' in JSONL, 'row index N' otherwise)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefpipe.data.prompts_io import DataError, load_prompt_rows, read_records
+from prefpipe.data.prompts_io import load_prompt_rows
+from prefpipe.errors import DataError
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -29,18 +31,18 @@ def test_jsonl_rows_with_default_category(tmp_path):
                           {"prompt": "x", "category": "default"}]
 
 
-def test_bad_json_line_names_file_and_row(tmp_path):
+def test_bad_json_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": oops}\n{"prompt": "d"}\n')
     with pytest.raises(DataError) as err:
         load(path)
-    assert str(path) in str(err.value) and "row 3" in str(err.value)
+    assert str(path) in str(err.value) and "line 3" in str(err.value)
 
 
 def test_json_line_that_is_not_an_object(tmp_path):
     path = tmp_path / "list.jsonl"
     path.write_text('{"prompt": "a"}\n["prompt", "b"]\n')
-    with pytest.raises(DataError, match="row 2: expected a JSON object"):
+    with pytest.raises(DataError, match="line 2: expected a JSON object"):
         load(path)
 
 
@@ -49,7 +51,7 @@ def test_missing_prompt_column_names_column_and_row(tmp_path):
     with pytest.raises(DataError) as err:
         load(path)
     message = str(err.value)
-    assert str(path) in message and "row 2" in message and "'prompt'" in message
+    assert str(path) in message and "line 2" in message and "'prompt'" in message
     assert "text" in message  # the columns that are there
 
 
@@ -63,13 +65,13 @@ def test_custom_prompt_column(tmp_path):
 @pytest.mark.parametrize("bad", ["", "   ", None, 5])
 def test_empty_or_non_text_prompt_is_rejected(tmp_path, bad):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "ok"}, {"prompt": bad}])
-    with pytest.raises(DataError, match="row 2: column 'prompt' must be non-empty text"):
+    with pytest.raises(DataError, match="line 2: column 'prompt' must be non-empty text"):
         load(path)
 
 
 def test_non_text_category_is_rejected(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "ok", "category": 5}])
-    with pytest.raises(DataError, match="row 1: column 'category' must be text"):
+    with pytest.raises(DataError, match="line 1: column 'category' must be text"):
         load(path)
 
 
@@ -130,24 +132,15 @@ def test_dataset_dict_folder_uses_train_split(tmp_path):
     assert [r["prompt"] for r in load(folder)] == ["tr1", "tr2"]
 
 
-def test_plain_folder_is_a_data_error(tmp_path):
-    folder = tmp_path / "not_a_dataset"
-    folder.mkdir()
-    (folder / "x.txt").write_text("hello")
-    with pytest.raises(DataError, match="not a datasets folder"):
-        read_records(folder)
-
-
-@pytest.mark.parametrize("name", ["p.csv", "p.txt", "prompts"])
-def test_unsupported_suffix(tmp_path, name):
-    path = tmp_path / name
-    path.write_text("prompt\nhello\n")
-    with pytest.raises(DataError, match="unsupported format"):
-        read_records(path)
-
-
-def test_row_numbers_are_file_lines_even_after_blank_lines(tmp_path):
+def test_line_numbers_count_blank_lines(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text('{"prompt": "a"}\n\n{"text": "b"}\n')
-    with pytest.raises(DataError, match="row 3"):
+    with pytest.raises(DataError, match="line 3"):
+        load(path)
+
+
+def test_parquet_bad_row_names_its_row_index(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"prompt": ["ok", "  "]}), path)
+    with pytest.raises(DataError, match=r"p\.parquet: row index 1: column 'prompt' must be non-empty"):
         load(path)

@@ -107,3 +107,27 @@ stages:
 
 def test_empty_stages(tmp_path):
     assert load_stages(write(tmp_path, "stages: {}\n")) == []
+
+
+def test_meta_after_declares_the_hook_and_dvc_ignores_it(tmp_path):
+    path = write(tmp_path, """
+stages:
+  ask:
+    cmd: ask
+    meta: {after: wait_for_humans, owner: someone}
+    outs: [asked.txt]
+  plain:
+    cmd: plain
+    meta: {owner: someone}
+""")
+    assert {s.name: s.after for s in load_stages(path)} == {"ask": "wait_for_humans", "plain": None}
+
+
+def test_meta_after_must_be_a_name(tmp_path):
+    path = write(tmp_path, "stages:\n  ask:\n    cmd: ask\n    meta: {after: [a, b]}\n")
+    with pytest.raises(ValueError, match="stage ask: meta.after"):
+        load_stages(path)
+
+
+def test_repo_declares_the_human_wait_on_one_stage():
+    assert [s.after for s in load_stages(REPO / "dvc.yaml") if s.after] == ["wait_for_humans"]

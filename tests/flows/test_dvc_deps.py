@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_PACKAGES = ("prefpipe", "tasks")
 SHARED = {"tasks/_stage.py", "tasks/paths.py", "tasks/__init__.py"}  # stage plumbing, not traversed
 # Infrastructure that cannot change a stage's outputs: params reach stages through dvc.yaml's params.
-INFRA = ("prefpipe/config/", "prefpipe/store/", "prefpipe/progress.py")
+# prefpipe/errors.py holds only exception classes.
+INFRA = ("prefpipe/config/", "prefpipe/store/", "prefpipe/progress.py", "prefpipe/errors.py")
 
 
 def module_file(module: str) -> Path | None:

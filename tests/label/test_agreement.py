@@ -9,7 +9,10 @@ from prefpipe.label.agreement import (
     aggregate,
     agreement_report,
     cohen_kappa,
+    decided,
+    is_majority,
     krippendorff_alpha,
+    majority_annotator,
     pairwise_kappa,
 )
 from prefpipe.label.types import Label
@@ -100,6 +103,24 @@ def test_aggregate_majority_ties_and_both_bad():
     assert result["p3"].choice == "both_bad"
     assert result["p4"] is labels[-1]
     assert result["p1"].annotator == "majority-of-3" and "a 2" in result["p1"].rationale
+
+
+def test_majority_marker_is_made_and_read_here():
+    votes = [lab("p1", "x", "a"), lab("p1", "y", "a")]
+    majority = aggregate(votes)["p1"]
+    assert majority.annotator == majority_annotator(2) == "majority-of-2"
+    assert is_majority(majority) and not any(is_majority(v) for v in votes)
+
+
+def test_decided_counts_the_final_label_and_every_vote_of_its_majority():
+    votes = [lab("p1", "x", "a"), lab("p1", "y", "a"), lab("p1", "z", "b")]
+    majority = aggregate(votes)["p1"]
+    assert all(decided(v, majority) for v in votes)  # the outvoted label took part in the vote too
+    single = lab("p2", "x", "a")
+    assert decided(single, single) and not decided(lab("p2", "x", "a"), single)  # the same object only
+    other_source = Label("p1", "simulated", "sim-1", "a", 1.0)
+    assert not decided(other_source, majority)  # a majority of humans is not decided by a simulated label
+    assert not decided(single, None)
 
 
 def test_agreement_report_weights_kappa_by_shared_items():

@@ -9,15 +9,23 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from prefpipe.config.label import EscalationParams, HumanParams, LabelParams, SimulatedParams
-from prefpipe.label import annotation
+from prefpipe.annotate import annotation
+from prefpipe.annotate.human_queue import HumanQueue, pending_tasks
+from prefpipe.config.label import (
+    MISSING_TARGETS,
+    SKIP,
+    EscalationParams,
+    HumanParams,
+    LabelParams,
+    SimulatedParams,
+)
 from prefpipe.label.critic import RuleJudge, critique, load_constitution
-from prefpipe.label.human_queue import HumanQueue, pending_tasks
-from prefpipe.label.route import LabelRouter, labeler_for
-from prefpipe.label.sandbox import SandboxLimits
+from prefpipe.label.route import ORDER_OF_WORK, LabelRouter, labeler_for
 from prefpipe.label.types import PairToLabel
-from prefpipe.label.verifiers import Verifier
+from prefpipe.label.verifier import Verifier
 from prefpipe.store import Store
+from prefpipe.verify.sandbox import SandboxLimits
+from prefpipe.vocab import Labeler
 from prefpipe.world.prompts import all_prompts
 
 PROMPTS = {p.prompt: p for p in all_prompts(5)}
@@ -44,8 +52,26 @@ def router(params: LabelParams, store: Store | None = None, seed: int = 0) -> La
 
 def test_labeler_for_uses_default():
     routing = {"code": "verifier", "default": "critic"}
-    assert labeler_for("code", routing) == "verifier"
-    assert labeler_for("poetry", routing) == "critic"
+    assert labeler_for("code", routing) is Labeler.VERIFIER
+    assert labeler_for("poetry", routing) is Labeler.CRITIC
+
+
+def test_every_labeler_has_a_step_and_a_place_in_the_order_of_work():
+    steps = router(LabelParams()).steps
+    assert set(steps) == set(Labeler) == set(ORDER_OF_WORK) and len(ORDER_OF_WORK) == len(Labeler)
+    assert ORDER_OF_WORK[0] is Labeler.VERIFIER  # cheap and exact first; its undecided pairs move on
+
+
+def test_every_fallback_target_of_the_config_has_a_labeler():
+    fallbacks = router(LabelParams()).fallbacks
+    assert {name for name in MISSING_TARGETS if name != SKIP} == set(fallbacks)
+
+
+def test_a_step_cannot_hand_pairs_back_to_a_labeler_that_already_ran():
+    routing = router(LabelParams(routing={"default": "critic"}))
+    routing.steps[Labeler.CRITIC] = lambda pairs, routed: {Labeler.VERIFIER: pairs}
+    with pytest.raises(ValueError, match="critic cannot hand pairs to verifier"):
+        routing.run([pair(EXPLAIN, ICE, "Great question! " + ICE, "e1")])
 
 
 def test_verifier_decides_checkable_pairs_and_hands_undecided_ones_to_the_critic():

@@ -1,18 +1,22 @@
 """Prompt / response encoding and collation into scored token batches."""
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from prefpipe.errors import ConfigError
 from prefpipe.models.formatting import (
     PLAIN_TEMPLATE,
+    apply_prompt_format,
     collate,
     encode_prompt,
     encode_response,
     prompt_text,
 )
+from prefpipe.models.io import load_tokenizer
 from prefpipe.world.tokenizer import EOS, PAD, train_tokenizer
 
 PAD_ID = 0
@@ -81,3 +85,55 @@ def test_trained_tokenizer_special_tokens(tokenizer):
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     # byte-level: text never seen in training still round-trips
     assert tokenizer.decode(tokenizer("zebra ünïcode 42")["input_ids"]) == "zebra ünïcode 42"
+
+
+CHAT = "{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}<|assistant|>"
+
+
+def _fresh(tokenizer, chat_template: str | None = None):
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = chat_template
+    return tok
+
+
+@pytest.mark.parametrize("template", [None, CHAT])
+def test_raw_format_adds_nothing(tokenizer, template):
+    tok = apply_prompt_format(_fresh(tokenizer, template), "raw")
+    prompt = "What is 3 plus 4?"
+    assert prompt_text(tok, prompt) == prompt
+    assert encode_prompt(tok, prompt) == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def test_auto_format_is_todays_choice(tokenizer):
+    assert prompt_text(apply_prompt_format(_fresh(tokenizer), "auto"), "Hi?") == "User: Hi?\nAssistant:"
+    assert prompt_text(apply_prompt_format(_fresh(tokenizer, CHAT), "auto"), "Hi?") == \
+        "<|user|>Hi?<|assistant|>"
+
+
+def test_plain_format_ignores_a_chat_template(tokenizer):
+    tok = apply_prompt_format(_fresh(tokenizer, CHAT), "plain")
+    assert prompt_text(tok, "Hi?") == PLAIN_TEMPLATE.format(prompt="Hi?")
+
+
+def test_chat_template_format_uses_the_template(tokenizer):
+    tok = apply_prompt_format(_fresh(tokenizer, CHAT), "chat_template")
+    assert prompt_text(tok, "Hi?") == "<|user|>Hi?<|assistant|>"
+
+
+def test_chat_template_format_without_a_template_names_the_key(tokenizer):
+    with pytest.raises(ConfigError, match="model.prompt_format"):
+        apply_prompt_format(_fresh(tokenizer), "chat_template")
+
+
+def test_unknown_format_names_the_key(tokenizer):
+    with pytest.raises(ConfigError, match="model.prompt_format must be one of"):
+        apply_prompt_format(_fresh(tokenizer), "markdown")
+
+
+def test_load_tokenizer_applies_the_format_and_saving_keeps_it(tokenizer, tmp_path):
+    _fresh(tokenizer, CHAT).save_pretrained(tmp_path / "model")
+    assert prompt_text(load_tokenizer(tmp_path / "model"), "Hi?") == "<|user|>Hi?<|assistant|>"
+    raw = load_tokenizer(tmp_path / "model", "raw")
+    assert prompt_text(raw, "Hi?") == "Hi?"
+    raw.save_pretrained(tmp_path / "raw")
+    assert prompt_text(load_tokenizer(tmp_path / "raw"), "Hi?") == "Hi?"

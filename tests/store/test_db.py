@@ -142,3 +142,36 @@ def test_locked_file_is_retried_then_times_out_or_succeeds(tmp_path):
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def label_row(pair_id: str, source: str = "critic", choice: str = "a") -> dict:
+    return {"label_id": f"{pair_id}:{source}", "pair_id": pair_id, "source": source, "annotator": "x",
+            "choice": choice, "confidence": 1.0, "principle": None, "rationale": None, "shown_order": None}
+
+
+def test_labels_check_accepts_every_source_and_choice_of_the_vocabulary(store):
+    from prefpipe.vocab import Choice, LabelSource
+
+    rows = [label_row(f"p-{s}-{c}", s, c) for s in LabelSource.values() for c in Choice.values()]
+    assert store.upsert("labels", table(*rows)) == len(rows)
+    stored = store.query("SELECT DISTINCT source, choice FROM labels").to_pylist()
+    assert {(r["source"], r["choice"]) for r in stored} == {(s, c) for s in LabelSource.values()
+                                                            for c in Choice.values()}
+
+
+@pytest.mark.parametrize(("column", "value"), [("source", "crowd"), ("choice", "maybe"),
+                                               ("source", "Critic"), ("choice", "A")])
+def test_labels_check_rejects_a_name_outside_the_vocabulary(store, column, value):
+    store.upsert("labels", table(label_row("kept")))
+    with pytest.raises(duckdb.ConstraintException, match="CHECK"):
+        store.upsert("labels", table({**label_row("bad"), column: value}))
+    assert store.query("SELECT pair_id FROM labels")["pair_id"].to_pylist() == ["kept"]  # nothing written
+
+
+def test_schema_checks_are_generated_from_the_vocabulary():
+    from prefpipe.store.schema import TABLES
+    from prefpipe.vocab import Choice, LabelSource
+
+    assert f"CHECK (source IN ({LabelSource.sql_in()}))" in TABLES
+    assert f"CHECK (choice IN ({Choice.sql_in()}))" in TABLES
+    assert "CHECK (gold_choice IN ('a', 'b'))" in TABLES  # a gold item has a decisive answer

@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 
 import pytest
 import torch
 
-from prefpipe.config.schema import OptimParams
-from prefpipe.train.common import epoch_batches, make_optimizer, take, total_batches
+from prefpipe.config.schema import OptimParams, RLOptimParams
+from prefpipe.errors import ConfigError
+from prefpipe.train.common import (
+    epoch_batches,
+    lr_factor,
+    make_optimizer,
+    set_dropout,
+    take,
+    total_batches,
+)
 
 
 def test_every_index_once_per_epoch():
@@ -93,3 +102,92 @@ def test_optimizer_is_adamw_with_weight_decay():
 def test_no_examples_is_an_error_not_an_endless_loop():
     with pytest.raises(ValueError, match="no training examples"):
         next(epoch_batches(0, 4, 1.0, seed=0))
+
+
+def test_sequential_order_visits_0_to_n_minus_1_every_epoch():
+    batches = list(epoch_batches(10, 3, epochs=2.5, seed=5, shuffle=False))
+    assert batches == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]] * 2 + [[0, 1, 2], [3, 4, 5]]
+    assert batches == list(epoch_batches(10, 3, epochs=2.5, seed=6, shuffle=False))  # seed unused
+
+
+def test_shuffled_order_keeps_the_data_order_seed():
+    # the order of every release so far: random.Random(seed * 7919 + epoch) per epoch
+    batches = list(epoch_batches(10, 5, epochs=2.0, seed=3))
+    for epoch in range(2):
+        order = list(range(10))
+        random.Random(3 * 7919 + epoch).shuffle(order)
+        assert batches[2 * epoch] + batches[2 * epoch + 1] == order
+
+
+def _factors(total_steps: int = 20, **knobs) -> list[float]:
+    return [lr_factor(OptimParams(warmup_steps=4, **knobs), total_steps)(s) for s in range(total_steps + 2)]
+
+
+def test_constant_schedule_stays_at_the_peak_after_warmup():
+    assert _factors(schedule="constant") == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 19)
+
+
+def test_linear_schedule_decays_to_min_lr_ratio():
+    factors = _factors(schedule="linear", min_lr_ratio=0.2)
+    assert factors[4] == 1.0 and factors[12] == pytest.approx(0.6)  # halfway: 0.2 + 0.8 * 0.5
+    assert factors[20] == factors[21] == pytest.approx(0.2)
+
+
+def test_cosine_ends_at_min_lr_ratio():
+    assert _factors(min_lr_ratio=0.0)[20] == pytest.approx(0.0, abs=1e-12)
+    assert _factors(min_lr_ratio=0.5)[12] == pytest.approx(0.75)
+
+
+def test_default_optimizer_is_todays_adamw_call():
+    model = torch.nn.Linear(2, 1)
+    optimizer, _ = make_optimizer(model, OptimParams(lr=0.5, weight_decay=0.01), 10)
+    today = torch.optim.AdamW(model.parameters(), lr=0.5, weight_decay=0.01)
+    assert optimizer.defaults == today.defaults
+    assert optimizer.defaults["fused"] is None and optimizer.defaults["foreach"] is None
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fused_flag_reaches_adamw(fused):
+    model = torch.nn.Linear(2, 1)
+    optimizer, _ = make_optimizer(model, OptimParams(fused=fused), 10)
+    assert optimizer.defaults["fused"] is fused
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()  # the fused kernel runs where torch has it (CPU since torch 2.4)
+
+
+def test_fused_where_unavailable_is_a_config_error(monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("`fused=True` requires all the params to be floating point Tensors")
+
+    monkeypatch.setattr(torch.optim, "AdamW", unavailable)
+    with pytest.raises(ConfigError, match="optim.fused"):
+        make_optimizer(torch.nn.Linear(2, 1), OptimParams(fused=True), 10)
+
+
+def test_sgd_with_momentum():
+    model = torch.nn.Linear(2, 1)
+    optimizer, _ = make_optimizer(model, OptimParams(optimizer="sgd", momentum=0.9, lr=0.1), 10)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["lr"] == 0.1
+
+
+def test_rl_optim_params_build_the_same_optimizer():
+    model = torch.nn.Linear(2, 1)
+    optimizer, _ = make_optimizer(model, RLOptimParams(lr=0.2, fused=False), 10)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is False
+
+
+def _dropout_model() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1), torch.nn.Dropout(0.3))
+
+
+def test_set_dropout_sets_every_dropout_module():
+    model = _dropout_model()
+    set_dropout(model, 0.25)
+    assert [m.p for m in model if isinstance(m, torch.nn.Dropout)] == [0.25, 0.25]
+
+
+def test_set_dropout_none_keeps_the_models_own():
+    model = _dropout_model()
+    set_dropout(model, None)
+    assert [m.p for m in model if isinstance(m, torch.nn.Dropout)] == [0.1, 0.3]

@@ -14,6 +14,7 @@ import torch
 from tasks._stage import free_port
 
 WORKER = Path(__file__).with_name("worker.py")
+TOKEN_WORKER = Path(__file__).with_name("token_mean_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -51,3 +52,23 @@ def run_worker_initial(kind: str) -> dict:
     tok = tiny.tokenizer()
     model = tiny.reward_model(tok) if kind == "reward" else tiny.policy_lm(tok)
     return model.state_dict()
+
+
+def test_token_mean_losses_follow_the_global_rule_under_ddp(tmp_path):
+    """The RL losses are token means; `Runtime.global_mean` makes 2 processes holding 10 and 7
+    tokens take the gradient of the mean over all 17 tokens (not the mean of the two means)."""
+    results = {}
+    for processes in (1, 2):
+        out = tmp_path / f"{processes}.pt"
+        command = ([sys.executable, str(TOKEN_WORKER), str(out)] if processes == 1 else
+                   [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                    "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                    "--num_cpu_threads_per_process", "1", "--main_process_port", str(free_port()),
+                    str(TOKEN_WORKER), str(out)])
+        result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[processes] = torch.load(out)
+    assert results[2]["world_size"] == 2
+    for got in results.values():
+        assert got["grad"] == pytest.approx(got["expected_grad"], rel=1e-6)
+        assert got["loss"] == pytest.approx(got["expected_loss"], rel=1e-6)

@@ -1,8 +1,11 @@
-"""Runtime.shard and global_scale, with rank and world size faked on a subclass (no processes)."""
+"""Runtime.shard and the reduction rule (global_scale, global_mean), with rank and world size faked
+on a subclass (no processes)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
+from prefpipe.losses import masked_mean
 from prefpipe.train.distributed import Runtime
 
 
@@ -77,3 +80,50 @@ def test_global_scale_makes_ddp_average_the_global_mean():
 
 def test_global_scale_guards_zero_count():
     assert FakeRank(0, 2).global_scale(0) == 2.0
+
+
+class FakeWorld(FakeRank):
+    """FakeRank whose `sum` over processes returns a given total (what the all-reduce would give)."""
+
+    def __init__(self, rank: int, world_size: int, total: torch.Tensor):
+        super().__init__(rank, world_size)
+        self.total = total
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.total.to(tensor.dtype)
+
+
+def test_global_mean_is_bitwise_identity_with_one_process():
+    """One process: the rule must not move a single bit of the loss or its gradient."""
+    torch.manual_seed(0)
+    values = torch.randn(7, 5, requires_grad=True)
+    mask = (torch.rand(7, 5) > 0.4).float()
+    plain = masked_mean(values, mask)
+    (plain_grad,) = torch.autograd.grad(plain, values)
+    ruled = Runtime().global_mean(masked_mean(values, mask), mask.sum())
+    (ruled_grad,) = torch.autograd.grad(ruled, values)
+    assert ruled.item() == plain.item()
+    assert torch.equal(ruled_grad, plain_grad)
+
+
+def test_global_mean_shares_average_to_the_global_token_mean():
+    """Per-process token means, weighted by the rule and averaged over ranks (DDP), give the mean
+    over every token of the global batch, not the mean of the per-process means."""
+    values = torch.tensor([[1.0, 2.0, 3.0], [10.0, 0.0, 0.0], [4.0, 4.0, 0.0], [7.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    world, total = 2, mask.sum()
+    shares, local_means = [], []
+    for rank in range(world):
+        runtime = FakeWorld(rank, world, total)
+        rows = runtime.shard(list(range(4)))
+        local_mean = masked_mean(values[rows], mask[rows])
+        local_means.append(local_mean)
+        shares.append(runtime.global_mean(local_mean, mask[rows].sum()))
+    global_mean = masked_mean(values, mask)  # (6 + 10 + 8 + 7) / 7
+    assert (sum(shares) / world).item() == pytest.approx(global_mean.item(), rel=1e-6)
+    assert (sum(local_means) / world).item() != pytest.approx(global_mean.item(), rel=1e-3)
+
+
+def test_global_mean_of_an_empty_world_is_zero_not_nan():
+    runtime = FakeWorld(0, 2, torch.tensor(0.0))
+    assert runtime.global_mean(torch.tensor(0.0), torch.tensor(0.0)).item() == 0.0

@@ -140,14 +140,14 @@ def test_lora_ppo_trains_adapters_only_against_its_adapter_free_self(tok):
 # ---- GRPO -----------------------------------------------------------------------------------------
 
 def test_grpo_learns_a_verifiable_reward(tok):
-    def verify(_prompt: int, ids: list[int], _done: bool) -> float:
-        return 1.0 if len(ids) <= 4 else 0.0  # initially ~25% of 8-token-capped responses
+    def short(completion_ids: list[list[int]], **_) -> list[float]:
+        return [1.0 if len(ids) <= 4 else 0.0 for ids in completion_ids]  # initially ~25% of rows
 
     policy = PolicyWithValue(eos_prior(tiny.policy_lm(tok), tok), with_value_head=False)
     reference = eos_prior(tiny.policy_lm(tok), tok).eval()
     p = tiny.grpo_params(iterations=15, prompts_per_iteration=8, minibatch_size=16,
                          optim=RLOptimParams(lr=6e-3))
-    history = train_grpo(policy, reference, verify, tok, tiny.prompts(), p, MAX_LEN, 0)
+    history = train_grpo(policy, reference, [short], tok, tiny.prompts(), p, MAX_LEN, 0)
     first, last = mean_of(history[:3], "reward"), mean_of(history[-3:], "reward")
     assert 0.05 < history[0]["reward"] < 0.6  # an intermediate start: groups carry signal
     assert last > first + 0.3 and last > 0.7, (first, last)  # observed ~0.23 -> ~0.95

@@ -74,9 +74,9 @@ def main() -> None:
         run = lambda: train_dpo(model, tok, tiny.pairs(), ref_c, ref_r, tiny.dpo_params(), 64, 0,  # noqa: E731
                                 context)
     elif args.kind in ("ppo", "grpo"):
+        from prefpipe.models.scoring import scalar_rewards
         from prefpipe.train.grpo import train_grpo
         from prefpipe.train.ppo import train_ppo
-        from prefpipe.train.reward import scalar_rewards
 
         model = PolicyWithValue(tiny.policy_lm(tok), with_value_head=args.kind == "ppo")
         trained = model
@@ -88,7 +88,8 @@ def main() -> None:
                                     tiny.prompts(), tiny.ppo_params(), 64, 0, context)
         else:
             run = lambda: train_grpo(model, reference,  # noqa: E731
-                                     lambda i, ids, done: float(len(ids) % 3 == 0), tok,
+                                     [lambda completion_ids, **_: [float(len(ids) % 3 == 0)
+                                                                   for ids in completion_ids]], tok,
                                      tiny.prompts(), tiny.grpo_params(), 64, 0, context)
     else:
         raise SystemExit(f"unknown kind {args.kind}")

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import yaml
 
-from prefpipe.label.simulated import pair_rng
+from prefpipe.errors import ConfigError
 from prefpipe.label.types import Comparison, Principle
+from prefpipe.seeds import pair_rng
 
 BUILTIN = Path(__file__).with_name("constitution.yaml")
 ANSWER_CUE = "Answer with a single letter: A or B."
 
 
-class ConstitutionError(ValueError):
+class ConstitutionError(ConfigError):
     """A malformed constitution file; the message names the file and the entry."""
 
 

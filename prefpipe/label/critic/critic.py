@@ -13,8 +13,11 @@ from typing import Protocol, runtime_checkable
 
 from prefpipe.label.critic.constitution import sample_principle
 from prefpipe.label.types import Comparison, Judgment, Label, PairToLabel, Principle
+from prefpipe.vocab import Choice, LabelSource
 from prefpipe.world.gold import prefer
 from prefpipe.world.prompts import WorldPrompt
+
+SOURCE = LabelSource.CRITIC.value
 
 
 @runtime_checkable
@@ -38,8 +41,8 @@ def combine_orders(p_first_ab: float, p_first_ba: float, tie_margin: float) -> t
     p_first_ab judged (a, b), p_first_ba judged (b, a). |P(a) - 0.5| <= tie_margin is a tie;
     confidence = max(P(a), 1 - P(a)) is kept as a soft label."""
     p_a = (p_first_ab + (1.0 - p_first_ba)) / 2.0
-    choice = "tie" if abs(p_a - 0.5) <= tie_margin else "a" if p_a > 0.5 else "b"
-    return p_a, choice, max(p_a, 1.0 - p_a)
+    choice = Choice.TIE if abs(p_a - 0.5) <= tie_margin else Choice.A if p_a > 0.5 else Choice.B
+    return p_a, choice.value, max(p_a, 1.0 - p_a)
 
 
 def critique(pairs: Sequence[PairToLabel], world: Mapping[str, WorldPrompt | None],
@@ -69,7 +72,7 @@ def critique(pairs: Sequence[PairToLabel], world: Mapping[str, WorldPrompt | Non
         p_a, choice, confidence = combine_orders(ab.p_first, ba.p_first, tie_margin)
         rationale = (f"{principle.name}: P(a)={p_a:.3f}; a first: P={ab.p_first:.3f} ({ab.rationale}); "
                      f"b first: P={ba.p_first:.3f} ({ba.rationale})")
-        result.labels.append(Label(pair.pair_id, "critic", judge.name, choice, confidence,
+        result.labels.append(Label(pair.pair_id, SOURCE, judge.name, choice, confidence,
                                    principle=principle.name, rationale=rationale))
         result.judgments.append({"pair_id": pair.pair_id, "principle": principle.name,
                                  "p_first_ab": ab.p_first, "p_first_ba": ba.p_first, "p_a": p_a,
@@ -95,9 +98,9 @@ def critic_bias(pairs: Sequence[PairToLabel], judgments: Sequence[dict]) -> dict
         raw_n += 2
         agree += (p_ab > 0.5 and p_ba < 0.5) or (p_ab < 0.5 and p_ba > 0.5)
         words_a, words_b = len(pair.response_a.split()), len(pair.response_b.split())
-        if words_a != words_b and judgment["choice"] in ("a", "b"):
+        if words_a != words_b and judgment["choice"] in Choice.decisive():
             longer_n += 1
-            longer += (judgment["choice"] == "a") == (words_a > words_b)
+            longer += (judgment["choice"] == Choice.A) == (words_a > words_b)
     return {"critic_prefers_longer": longer / longer_n if longer_n else None,
             "critic_prefers_first": first / raw_n if raw_n else None,
             "critic_order_agreement": agree / len(judgments) if judgments else None,
@@ -111,7 +114,7 @@ def critic_gold_agreement(pairs: Sequence[PairToLabel], labels: Sequence[Label],
     by_id = {pair.pair_id: pair for pair in pairs}
     hits = n = 0
     for label in labels:
-        if label.source != "critic" or label.pair_id not in by_id:
+        if label.source != SOURCE or label.pair_id not in by_id:
             continue
         pair = by_id[label.pair_id]
         facts = world.get(pair.prompt_id)
@@ -121,5 +124,5 @@ def critic_gold_agreement(pairs: Sequence[PairToLabel], labels: Sequence[Label],
         if gold == 0.5:
             continue
         n += 1
-        hits += label.choice == ("a" if gold == 1.0 else "b")
+        hits += label.choice == (Choice.A if gold == 1.0 else Choice.B)
     return hits / n if n else None

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 import httpx
 
 from prefpipe.config.critic import HttpJudgeParams
-from prefpipe.label.critic.cache import AnswerCache, cache_key
+from prefpipe.errors import LabelerError
 from prefpipe.label.critic.constitution import render_question
 from prefpipe.label.types import Comparison, Judgment
+from prefpipe.store.judge_cache import AnswerCache, cache_key
 
 REQUEST_PARAMS = {"max_tokens": 5, "temperature": 0.0, "logprobs": True, "top_logprobs": 5}
 TEXT_CONFIDENCE = 0.9  # P(first) when only the answer text is known
@@ -34,7 +35,7 @@ ANSWER_TEXT = re.compile(r"\b([AB])\b")
 TOKEN_PUNCTUATION = " \t\n()[]*.:\"'"
 
 
-class JudgeHTTPError(RuntimeError):
+class JudgeHTTPError(LabelerError):
     """The endpoint failed for good; the message names the endpoint and the status."""
 
 

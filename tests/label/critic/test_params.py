@@ -1,13 +1,16 @@
 """Critic params through the real params loader, and make_judge building each backend."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from prefpipe.config.critic import CriticParams
 from prefpipe.config.loader import ParamsError, build
-from prefpipe.label.critic import make_judge
+from prefpipe.label.critic import JUDGE_BUILDERS, make_judge
 from prefpipe.label.critic.http_judge import HttpJudge
 from prefpipe.label.critic.rule_judge import RuleJudge
+from prefpipe.vocab import JudgeBackend
 
 
 def load(raw: dict) -> CriticParams:
@@ -54,3 +57,12 @@ def test_make_judge_builds_the_http_judge_from_its_knobs(tmp_path):
 def test_make_judge_local_points_at_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="critic.local.model"):
         make_judge(load({"judge": "local", "local": {"model": str(tmp_path / "missing")}}))
+
+
+def test_every_judge_backend_has_a_builder():
+    assert set(JUDGE_BUILDERS) == set(JudgeBackend)
+
+
+def test_make_judge_names_an_unknown_backend():
+    with pytest.raises(ValueError, match=r"critic.judge: unknown judge 'oracle' \(available: rule, http"):
+        make_judge(replace(CriticParams(), judge="oracle"))

@@ -1,1 +1,0 @@
-"""The human annotation web app (FastAPI + Jinja): `create_app` and `serve` in `server`."""

@@ -1,0 +1,223 @@
+"""Run untrusted Python against assert-statement tests in a sandboxed subprocess.
+
+Each run gets a fresh interpreter (``python -I -S -B``: isolated mode, no site-packages, no
+bytecode writes) started in a new session, fed the candidate and the tests on stdin. The harness in
+that child confines itself before the candidate's first line runs. Layers, and what each stops:
+
+1. Fresh temp dir as cwd, deleted afterwards; a minimal environment (PATH, LANG, HOME, TMPDIR):
+   the parent's environment variables are never inherited.
+2. Kernel resource limits: RLIMIT_AS (memory hog -> MemoryError), RLIMIT_CPU (busy loop -> killed),
+   RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE=0, RLIMIT_NPROC (fork bomb -> EAGAIN).
+3. A wall-clock deadline in the parent: past it the whole process group is SIGKILLed (sleepers,
+   blocked reads); the group is also killed after every normal exit.
+4. When run as root: an unprivileged uid of its own per concurrent run (SANDBOX_UID_BASE + slot,
+   exclusive across processes through a lock file) and a temp dir chowned to it. Root ignores
+   RLIMIT_NPROC, so this is what makes the fork limit real; file permissions stop writes outside
+   the temp dir and reads of root's files (/proc/<parent>/environ). With max_processes > 1 the
+   parent also runs ``kill -9 -1`` as that uid, which reaches children that left the group (setsid).
+5. A network namespace of its own (``unshare(CLONE_NEWNET)``; unprivileged: with CLONE_NEWUSER):
+   only a loopback that is down, so no connection leaves the sandbox. Skipped if not permitted.
+6. A ``sys.addaudithook`` hook that blocks process creation (fork, exec, system, spawn, Popen),
+   socket connect/bind/send, ctypes, writes and renames outside the temp dir, and other processes'
+   /proc entries. A blocked attempt is reported at once and voids the run (status "blocked").
+
+Forging a pass: tests of the form ``assert EXPR == LITERAL`` are judged in the parent: the child is
+only sent EXPR, returns its value (plain data only, as ``repr``), and the parent compares it with
+the LITERAL the child never saw; so a candidate that exits early, prints or writes fake result
+lines, or returns an always-equal object cannot pass without producing the right values. Other
+statements are judged in the child and reported with a per-run nonce; a forged or duplicate line
+voids the run. NOT covered: the audit hook is best-effort (CPython's docs say hooks are no
+sandbox; a PathLike with a changing ``__fspath__`` or a ``dir_fd`` defeats its path checks, where
+layers 2-5 still hold); a candidate that digs the nonce out of harness memory can forge
+non-literal statement tests; disk use inside the temp dir is bounded only per file (RLIMIT_FSIZE);
+not root and without user namespaces, layers 4-5 are absent and writes are stopped only by the hook.
+
+This module starts the child and keeps the parent's side (layers 1 and 3, the job cache);
+`sandbox_child` is the harness that confines the child (layers 2, 5, 6), `sandbox_uids` holds
+layer 4 and `sandbox_verdict` turns the child's result lines into a score.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from prefpipe.verify.sandbox_child import harness_main
+from prefpipe.verify.sandbox_uids import SANDBOX_UID_BASE, UID_SLOTS, kill_uid
+from prefpipe.verify.sandbox_verdict import MAX_RESULT_BYTES, SandboxResult, score, split_test
+
+_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-run limits; each one is enforced by the kernel or by the parent, not by the candidate."""
+    wall_s: float = 5.0  # wall clock from spawn to exit, interpreter start included; then SIGKILL
+    cpu_s: float = 3.0  # RLIMIT_CPU, rounded up to whole seconds; exceeding it is a SIGKILL
+    memory_mb: int = 256  # RLIMIT_AS: address space; larger allocations raise MemoryError
+    max_processes: int = 1  # RLIMIT_NPROC of the sandbox uid (tasks: processes and threads); 1 = none
+    max_output_bytes: int = 16_384  # stdout+stderr tail kept in `detail`; the rest is read and dropped
+    max_file_bytes: int = 1 << 20  # RLIMIT_FSIZE: largest file the candidate may write
+    max_open_files: int = 64  # RLIMIT_NOFILE
+
+
+def run_tests(code: str, tests: Sequence[str], limits: SandboxLimits) -> SandboxResult:
+    """Run `code` in a fresh sandboxed interpreter, then each test statement against its namespace."""
+    return _run(code, list(tests), limits, audit=True)
+
+
+def run_many(jobs: Sequence[tuple[str, Sequence[str]]], limits: SandboxLimits, workers: int,
+             use_cache: bool = True) -> list[SandboxResult]:
+    """run_tests for each (code, tests) job with at most `workers` at once; results in input order.
+
+    Identical jobs (same code, tests and limits) run once: within the batch always, and across
+    calls through an in-memory cache keyed by their content hash unless `use_cache` is False."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1 (got {workers}); set the verifier's workers param")
+    keys = [_job_key(code, tests, limits) for code, tests in jobs]
+    todo = {}
+    for key, (code, tests) in zip(keys, jobs):
+        if key not in todo and not (use_cache and key in _CACHE):
+            todo[key] = (code, list(tests))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = dict(zip(todo, pool.map(lambda job: run_tests(job[0], job[1], limits), todo.values())))
+    if use_cache:
+        with _CACHE_LOCK:
+            if len(_CACHE) + len(done) > _CACHE_LIMIT:
+                _CACHE.clear()
+            _CACHE.update(done)
+    return [done[key] if key in done else _CACHE[key] for key in keys]
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+_CACHE: dict[str, SandboxResult] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _job_key(code: str, tests: Sequence[str], limits: SandboxLimits) -> str:
+    blob = json.dumps([code, list(tests), asdict(limits)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _run(code: str, tests: list[str], limits: SandboxLimits, audit: bool,
+         interpreter: str | None = None) -> SandboxResult:
+    """One sandboxed run; `audit=False` (tests only) leaves out layer 6 to check the others alone."""
+    split = [split_test(test) for test in tests]
+    child_tests = [["expr", s[0]] if s else ["stmt", t] for s, t in zip(split, tests)]
+    nonce = secrets.token_hex(16)
+    root = os.geteuid() == 0
+    slot = UID_SLOTS.acquire() if root else None
+    workdir = tempfile.mkdtemp(prefix="prefpipe-sandbox-")
+    read_end, write_end = os.pipe()
+    start = time.perf_counter()
+    try:
+        if slot is not None:
+            os.chown(workdir, slot.uid, slot.uid)
+        payload = {"code": code, "tests": child_tests, "nonce": nonce, "fd": write_end, "tmp": workdir,
+                   "uid": slot.uid if slot else None, "audit": audit,
+                   "limits": {**asdict(limits), "cpu_s": max(1, int(-(-limits.cpu_s // 1)))}}
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir}
+        proc = subprocess.Popen(
+            [interpreter or _interpreter(), "-I", "-S", "-B", "-u", "-c", _harness_source()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+            pass_fds=(write_end,), start_new_session=True)
+        os.close(write_end)
+        write_end = -1
+        output, results, timed_out = _collect(proc, json.dumps(payload).encode(), read_end,
+                                              start + limits.wall_s, limits.max_output_bytes)
+        if slot is not None and limits.max_processes > 1:
+            kill_uid(slot.uid)
+    finally:
+        for fd in (read_end, write_end):
+            if fd >= 0:
+                os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if slot is not None:
+            UID_SLOTS.release(slot)
+    wall = time.perf_counter() - start
+    return score(results, nonce, split, proc.returncode, timed_out, output, wall)
+
+
+def _collect(proc: subprocess.Popen, payload: bytes, results_fd: int, deadline: float,
+             max_output: int) -> tuple[bytes, bytes, bool]:
+    """Feed the payload, read output (tail kept) and results until EOF or the deadline, then
+    SIGKILL the process group while its leader is still unreaped (so the group id can't be reused)."""
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    output, results = bytearray(), bytearray()
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ, output)
+    selector.register(results_fd, selectors.EVENT_READ, results)
+    timed_out = False
+    while selector.get_map():
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            timed_out = True
+            break
+        for key, _ in selector.select(remaining):
+            chunk = os.read(key.fd, 65_536)
+            if not chunk:
+                selector.unregister(key.fileobj)
+                continue
+            key.data.extend(chunk)
+            if key.data is output and len(output) > max_output:
+                del output[:len(output) - max_output]
+            if len(results) > MAX_RESULT_BYTES:
+                selector.unregister(key.fileobj)
+    selector.close()
+    while not timed_out and os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+        if time.perf_counter() > deadline:  # closed its pipes but kept running
+            timed_out = True
+        time.sleep(0.002)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    proc.stdout.close()
+    return bytes(output), bytes(results), timed_out
+
+
+@functools.lru_cache(maxsize=1)
+def _harness_source() -> str:
+    return inspect.getsource(harness_main) + "\nharness_main()\n"
+
+
+@functools.lru_cache(maxsize=1)
+def _interpreter() -> str:
+    """A Python whose standard library the sandbox uid can read (as root, the venv's interpreter may
+    live under /root); probed once with a real run."""
+    if os.geteuid() != 0:
+        return sys.executable
+    candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
+    for exe in dict.fromkeys(c for c in candidates if os.path.exists(c)):
+        probe = _run("import math, fractions, json, collections, itertools, functools, re",
+                     ["assert math.isqrt(16) == 4", "assert str(fractions.Fraction(1, 2)) == '1/2'"],
+                     SandboxLimits(wall_s=20.0), audit=True, interpreter=exe)
+        if probe.status == "ok" and probe.passed == 2:
+            return exe
+    raise RuntimeError(f"no Python interpreter among {candidates} has a standard library readable by "
+                       f"the sandbox uid {SANDBOX_UID_BASE}+; make one readable (chmod o+rx along its "
+                       "path) or install python3 under /usr")
