@@ -27,9 +27,13 @@ UI_STATE = ROOT / ".prefect" / "ui.json"
 
 
 def prepare_environment() -> None:
-    """Project-local Prefect home, no analytics, and this venv's python first on PATH."""
+    """Project-local Prefect home, no analytics, time for a first server start, and this venv's
+    python first on PATH."""
     os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A fresh .prefect/ migrates its database on the first start: Prefect's default 20 s wait for
+    # the temporary server timed out on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.update(command_environment())
     if "PREFECT_API_URL" not in os.environ:
         url = running_ui_api_url()
