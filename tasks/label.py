@@ -16,9 +16,10 @@ from prefpipe.label.agreement import agreement_report, decided
 from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
 from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
-from prefpipe.label.types import Label, PairToLabel, label_id
+from prefpipe.label.types import Label, PairToLabel
 from prefpipe.label.verifier import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
+from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
 from prefpipe.vocab import LabelSource
 from prefpipe.world.catalog import to_world_prompt

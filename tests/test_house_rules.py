@@ -4,6 +4,8 @@
 - The flow (flows/) knows no stage by name: what it does around a stage is declared in dvc.yaml.
 - The library (prefpipe/) runs without the orchestrator: no tasks, flows, prefect or dvc imports.
 - prefpipe/models and prefpipe/evaluate import nothing of prefpipe/train.
+- The floors below labeling (data, store, verify, train, models, losses) import nothing of label
+  or annotate; train takes its rewards as callables, so it imports nothing of verify either.
 - No module over ~300 lines and no function over ~60 lines without a reason in its docstring
   ("Long because ...")."""
 from __future__ import annotations
@@ -119,6 +121,21 @@ def test_the_library_runs_without_the_orchestrator():
 def test_models_and_evaluate_import_nothing_of_train():
     found = forbidden_imports(("prefpipe/models", "prefpipe/evaluate"), ("prefpipe.train",))
     assert not found, "prefpipe/models or prefpipe/evaluate import prefpipe.train:\n" + "\n".join(found)
+
+
+FLOOR_RULES = {  # package -> what it must not import
+    "prefpipe/data": ("prefpipe.label", "prefpipe.annotate"),
+    "prefpipe/store": ("prefpipe.label", "prefpipe.annotate", "prefpipe.verify", "prefpipe.train"),
+    "prefpipe/verify": ("prefpipe.label", "prefpipe.annotate", "prefpipe.train"),
+    "prefpipe/train": ("prefpipe.label", "prefpipe.annotate", "prefpipe.verify"),
+    "prefpipe/losses": ("prefpipe.label", "prefpipe.annotate", "prefpipe.train", "prefpipe.models"),
+}
+
+
+def test_lower_floors_import_nothing_of_labeling():
+    found = [problem for package, banned in FLOOR_RULES.items()
+             for problem in forbidden_imports((package,), banned)]
+    assert not found, "an import runs up a floor (docs/architecture.md):\n" + "\n".join(found)
 
 
 def too_long(path: Path) -> list[str]:

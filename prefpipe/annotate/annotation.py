@@ -24,9 +24,10 @@ from prefpipe.annotate.rules import (
     to_pair_choice,
     token_hash,
 )
-from prefpipe.label.types import Label, label_id
+from prefpipe.label.types import Label
 from prefpipe.store import Store
 from prefpipe.store.annotations import QueuedTask
+from prefpipe.store.keys import label_id
 from prefpipe.vocab import LabelSource
 
 HUMAN = LabelSource.HUMAN.value

@@ -1,7 +1,6 @@
 """The records labelers read and write."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 
@@ -27,12 +26,6 @@ class Label:
     principle: str | None = None
     rationale: str | None = None
     shown_order: str | None = None  # 'ab' | 'ba': which response was shown first (humans)
-
-
-def label_id(pair_id: str, source: str, annotator: str) -> str:
-    """The labels table's primary key: one label per (pair, source, annotator), so relabelling
-    replaces and a repeated submit or import adds nothing."""
-    return hashlib.sha256(f"{pair_id}:{source}:{annotator}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

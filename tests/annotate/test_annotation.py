@@ -17,8 +17,8 @@ from prefpipe.annotate.annotation import (
     submit,
     to_pair_choice,
 )
-from prefpipe.label.types import label_id
 from prefpipe.store import Store
+from prefpipe.store.keys import label_id
 
 
 def tasks(store: Store) -> list[dict]:

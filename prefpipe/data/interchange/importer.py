@@ -19,8 +19,8 @@ from pathlib import Path
 from prefpipe.data.interchange.formats import PARSERS, BadRow, Preference, check_format
 from prefpipe.data.readers import read_records
 from prefpipe.errors import DataError
-from prefpipe.label.types import label_id
 from prefpipe.store import Store
+from prefpipe.store.keys import label_id
 from prefpipe.vocab import LabelSource
 from prefpipe.world.prompts import prompt_id
 
