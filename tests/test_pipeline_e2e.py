@@ -141,7 +141,7 @@ def test_bad_input_rows_are_named_and_the_store_keeps_its_data(ran_repo, tmp_pat
     prompts.write_text(prompts.read_text() + '{"prompt": "fine"}\n{"prompt": 3}\n')
     result = repo.prefpipe("stage", "prepare", check=False)
     assert result.returncode != 0
-    assert "data/inputs/prompts.jsonl: row 12" in result.stdout + result.stderr
+    assert "data/inputs/prompts.jsonl: line 12" in result.stdout + result.stderr
     assert stored_prompts() == 10
 
 
