@@ -16,15 +16,35 @@ from typing import NoReturn
 
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
 from flows.label_cli import add_label_commands
-from prefpipe.errors import PrefpipeError
+from prefpipe.errors import ConfigError, PrefpipeError
 
 
 def cmd_run(args) -> int:
-    from flows.pipeline import pipeline, plan  # imports Prefect: after prepare_environment()
+    """Plan, run the flow, print the summary; or end with the failed stage's own message, where the
+    full log is, and the stage's exit code (2: the user can fix it; 1: anything else)."""
+    from flows.pipeline import StageFailed, pipeline, plan  # imports Prefect: after prepare_environment()
+    from flows.run_output import Interrupted, run_log, stop_on_signals, ui_url
     from prefpipe.evaluate.headline import summary_lines
 
     plan(args.stage or None)  # bad params or stage names: one line, before Prefect starts a run
-    metrics = pipeline(only=args.stage or None, force=args.force)
+    with stop_on_signals(), run_log() as log_file:
+        try:
+            state = pipeline(only=args.stage or None, force=args.force, return_state=True)
+        except Interrupted as stop:
+            print(f"error: stopped by {stop.signal_name}; the running stage was stopped "
+                  f"(full log: {log_file})", file=sys.stderr)
+            return stop.code
+    if not state.is_completed():
+        err = state.result(raise_on_failure=False)
+        where = [str(log_file)] + [u for u in [ui_url(state.state_details.flow_run_id)] if u]
+        if isinstance(err, PrefpipeError) and not isinstance(err, StageFailed):
+            err = StageFailed(str(err), 2)  # e.g. a hook's: the user can fix it
+        elif not isinstance(err, StageFailed):
+            err = StageFailed(f"the flow failed: {err!r}" if isinstance(err, BaseException) else
+                              f"the flow ended {state.type.value}: {state.message}")
+        print(f"error: {err}\nfull log: {' and '.join(where)}", file=sys.stderr)
+        return err.exit_code
+    metrics = state.result()
     print("\n=== prefpipe summary ===")
     for line in summary_lines(metrics):
         print(line)
@@ -33,8 +53,22 @@ def cmd_run(args) -> int:
 
 
 def cmd_stage(args) -> int:
-    command = ["dvc", "repro", "--single-item", args.name] + (["--force"] if args.force else [])
-    return subprocess.call(command, cwd=ROOT)
+    """`dvc repro` of one stage; exits with the stage's own code (2: the user can fix it), as
+    `prefpipe run` does, not dvc's 255."""
+    from flows.dag import load_stages
+    from flows.dvc_state import repro
+    from flows.run_output import Interrupted, stop_on_signals
+
+    names = [s.name for s in load_stages(ROOT / "dvc.yaml")]
+    if args.name not in names:
+        raise ConfigError(f"unknown stage {args.name!r}; dvc.yaml has {names}")
+    with stop_on_signals():
+        try:
+            result = repro(args.name, force=args.force)
+        except Interrupted as stop:
+            print(f"error: stopped by {stop.signal_name}", file=sys.stderr)
+            return stop.code
+    return result.exit_code
 
 
 def cmd_ui(args) -> int:
@@ -64,8 +98,10 @@ def cmd_serve(args) -> int:
 
 def cmd_params(args) -> int:
     from prefpipe.config import load_params
+    from prefpipe.data.preflight import check_against_data
 
     params = load_params(ROOT / args.file)
+    check_against_data(params, ROOT / args.file)
     for key, value, help_text in _walk(params, ""):
         print(f"{key:42} {value!r:28} {help_text}")
     return 0

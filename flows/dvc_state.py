@@ -1,8 +1,14 @@
-"""What DVC itself says about a stage, asked through its command line (never its log text)."""
+"""What DVC itself says about a stage, asked through its command line (never its log text), and
+`dvc repro` of one stage with the stage's own exit code and message (tasks/_stage.report_exit)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flows.env import ROOT, command_environment
@@ -20,3 +26,62 @@ def up_to_date(stage: str, root: Path = ROOT) -> bool:
         return not json.loads(result.stdout or "{}")
     except json.JSONDecodeError:
         return False
+
+
+@dataclass(frozen=True)
+class Repro:
+    """How `dvc repro` of one stage ended. `exit_code`: 0, the stage's own code when it reported one
+    (2: the user can fix it), else 1 (a crash, a kill, or DVC itself failed). `outcome`: "skipped"
+    (up to date), "restored" (DVC checked its outputs out of its run cache: the command never
+    ran), "ran", or "failed". `message`: the stage's own one-line error, or DVC's exit status."""
+    stage: str
+    exit_code: int
+    outcome: str
+    message: str
+
+
+def repro(stage: str, force: bool = False, root: Path = ROOT, on_line: Callable[[str], None] | None = None,
+          **extra_env: str) -> Repro:
+    """`dvc repro --single-item STAGE` in a process group of its own, stopped whole when an exception
+    (a signal) interrupts the wait. Output goes to `on_line` line by line, or to this terminal."""
+    skipping = not force and up_to_date(stage, root)
+    command = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
+    with tempfile.TemporaryDirectory(prefix="prefpipe-stage-") as tmp:
+        status_file = Path(tmp) / "status.json"
+        env = command_environment(PREFPIPE_STAGE_STATUS=str(status_file), **extra_env)
+        pipe = subprocess.PIPE if on_line else None
+        with subprocess.Popen(command, cwd=root, env=env, stdout=pipe,
+                              stderr=subprocess.STDOUT if on_line else None, text=True, bufsize=1,
+                              start_new_session=True) as process:
+            try:
+                for line in process.stdout or ():
+                    if line.rstrip():
+                        on_line(line.rstrip())
+                code = process.wait()
+            except BaseException:  # SIGTERM (Prefect's TerminationSignal), SIGINT, a crash: stop it
+                _stop(process)
+                raise
+        status = json.loads(status_file.read_text()) if status_file.exists() else None
+    if code == 0:
+        outcome = "skipped" if skipping else ("ran" if status else "restored")
+        return Repro(stage, 0, outcome, "")
+    if status and status["exit"]:
+        return Repro(stage, int(status["exit"]), "failed", status["message"])
+    return Repro(stage, 1, "failed", f"{stage} failed: `{' '.join(command)}` exited with {code}")
+
+
+def _stop(process: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM the command's process group (dvc, the stage, its workers); SIGKILL after `grace_s`."""
+    _signal_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, signal.SIGKILL)
+    _signal_group(process, signal.SIGKILL)  # workers dvc left behind
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

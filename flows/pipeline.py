@@ -10,7 +10,6 @@ environment first (flows.env.prepare_environment). Run: prefpipe run"""
 from __future__ import annotations
 
 import json
-import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -19,38 +18,34 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.dag import Stage, load_stages
-from flows.dvc_state import up_to_date
-from flows.env import ROOT, command_environment
+from flows.dvc_state import repro
+from flows.env import ROOT
 from flows.hooks import AFTER_HOOKS, check_hooks
 from prefpipe.config import Params, load_params
+from prefpipe.data.preflight import check_against_data
 from prefpipe.errors import ConfigError, PrefpipeError
 from prefpipe.evaluate.headline import artifact_keys
 
 
 class StageFailed(PrefpipeError, RuntimeError):
-    """A stage's command exited non-zero; the message carries its last log lines."""
+    """A stage's command failed: the stage's own one-line message and the exit code `prefpipe run`
+    ends with (2: the user can fix it, as the stage said; 1: anything else)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @task(task_run_name="{stage}")
 def run_stage(stage: str, force: bool = False) -> str:
-    """`dvc repro --single-item STAGE`, streaming its output into the Prefect log. Returns "ran" or
-    "skipped", as `dvc status` said before the run."""
+    """`dvc repro --single-item STAGE`, streaming its output into the Prefect log. Returns "ran",
+    "skipped" or "restored" (from DVC's run cache), as DVC's state and the stage itself said."""
     logger = get_run_logger()
-    skipping = not force and up_to_date(stage)
-    command = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
-    env = command_environment(PREFPIPE_RUN_ID=str(flow_run.get_id() or "local"))
-    tail: list[str] = []
-    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
-        for line in process.stdout:
-            line = line.rstrip()
-            if line:
-                logger.info(line)
-                tail = (tail + [line])[-20:]
-        code = process.wait()
-    if code != 0:
-        raise StageFailed(f"stage {stage} failed (exit {code}):\n" + "\n".join(tail))
-    return "skipped" if skipping else "ran"
+    result = repro(stage, force, on_line=logger.info,
+                   PREFPIPE_RUN_ID=str(flow_run.get_id() or "local"))
+    if result.exit_code:
+        raise StageFailed(result.message, result.exit_code)
+    return result.outcome
 
 
 def collect_metrics(root: Path = ROOT) -> dict[str, dict]:
@@ -74,6 +69,7 @@ def plan(only: list[str] | None = None) -> tuple[Params, list[Stage]]:
     """The validated params and the stages to run, in order (all, or just `only`). Raises a
     ConfigError naming the params key or the stage; the CLI calls it too, to fail before Prefect."""
     params = load_params(ROOT / "params.yaml")
+    check_against_data(params, ROOT / "params.yaml")
     stages = load_stages(ROOT / "dvc.yaml")
     check_hooks(stages, ROOT / "dvc.yaml")
     unknown = set(only or ()) - {s.name for s in stages}

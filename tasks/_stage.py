@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefpipe.config import Params, load_params
+from prefpipe.data.preflight import check_against_data
 from prefpipe.errors import PrefpipeError, StageInputError
 from prefpipe.store import Store
 
-__all__ = ["StageInputError", "folder_hash", "free_port", "is_main_process", "relaunch_under_accelerate",
-           "run_stage", "setup", "train_context", "write_csv", "write_json"]  # StageInputError: for stages
+__all__ = ["StageInputError", "folder_hash", "free_port", "is_main_process",  # StageInputError: for stages
+           "relaunch_under_accelerate", "report_exit", "run_stage", "setup", "train_context", "write_csv",
+           "write_json"]
 
 log = logging.getLogger("prefpipe")
 
@@ -115,6 +117,16 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def report_exit(code: int, message: str) -> None:
+    """Tell whoever started this stage (the flow, `prefpipe stage`: flows/dvc_state.py) how it ended,
+    through the file $PREFPIPE_STAGE_STATUS names: `dvc repro` turns every failure into its own
+    exit code 255, and its log text is no interface. A stage restored from DVC's run cache writes
+    nothing, which is how the flow tells "restored" from "ran"."""
+    path = os.environ.get("PREFPIPE_STAGE_STATUS")
+    if path:
+        Path(path).write_text(json.dumps({"exit": code, "message": message}))
+
+
 def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False) -> None:
     """Run `recipe(params, store)`; it returns the metrics to log. A `PrefpipeError` (bad params,
     data, store, labeler, inputs: the user can fix it) or a missing file logs one line and exits
@@ -129,9 +141,12 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     started = time.monotonic()
     try:
-        params = load_params(os.environ.get("PREFPIPE_PARAMS", "params.yaml"))
+        params_file = os.environ.get("PREFPIPE_PARAMS", "params.yaml")
+        params = load_params(params_file)
+        check_against_data(params, params_file)
     except PrefpipeError as err:
         log.error("bad params: %s", err)
+        report_exit(2, f"{name}: bad params: {err}")
         raise SystemExit(2) from None
     if distributed:
         relaunch_under_accelerate(name, params)
@@ -150,10 +165,13 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
     except (PrefpipeError, FileNotFoundError) as err:
         store.record_run(run_id, name, "failed", asdict(params), {"error": str(err)}, started_at)
         log.error("%s failed: %s", name, err)
+        report_exit(2, f"{name} failed: {err}")
         raise SystemExit(2) from None
     except BaseException as err:
         store.record_run(run_id, name, "failed", asdict(params), {"error": repr(err)}, started_at)
+        report_exit(1, f"{name} failed: {err!r} (a bug: the traceback is in the log)")
         raise
     store.record_run(run_id, name, "completed", asdict(params), metrics, started_at)
+    report_exit(0, f"{name} ran")
     log.info("stage %s done in %.1fs: %s", name, time.monotonic() - started,
              json.dumps(metrics, sort_keys=True))

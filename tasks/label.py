@@ -13,7 +13,15 @@ from prefpipe.annotate.human_queue import HumanQueue
 from prefpipe.data.interchange import import_for_training
 from prefpipe.errors import DataError
 from prefpipe.label.agreement import agreement_report, decided
-from prefpipe.label.critic import critic_bias, critic_gold_agreement, critique, load_constitution, make_judge
+from prefpipe.label.critic import (
+    CountingJudge,
+    critic_bias,
+    critic_gold_agreement,
+    critique,
+    load_constitution,
+    make_judge,
+)
+from prefpipe.label.degenerate import degeneracy_report
 from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
 from prefpipe.label.types import Label, PairToLabel
@@ -21,7 +29,7 @@ from prefpipe.label.verifier import Verifier
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
-from prefpipe.vocab import LabelSource
+from prefpipe.vocab import Choice, LabelSource
 from prefpipe.world.catalog import to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
@@ -36,8 +44,9 @@ def label(params, store) -> dict:
     world = {r["prompt_id"]: to_world_prompt(r) for r in rows(read_parquet(paths.PROMPTS))}
     to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"], p["finished_a"],
                             p["response_b"], p["finished_b"], p["prompt"]) for p in pairs]
+    judge = make_judge(params.label.critic)
     router = LabelRouter(params.label, params.seed, world, verifier=_verifier(params.label.verifier),
-                         critic=_critic(params, world),
+                         critic=_critic(params, world, judge),
                          humans=HumanQueue(store, params.label.human, params.seed))
     try:
         routed = router.run(to_label)
@@ -45,7 +54,7 @@ def label(params, store) -> dict:
         raise StageInputError(f"label.routing: {err}") from err
 
     store.upsert("labels", _label_table([lab for lab in routed.labels if lab.source != LabelSource.HUMAN]))
-    table = _label_table(routed.labels, used=[decided(lab, routed.final.get(lab.pair_id))
+    table = _label_table(routed.labels, used=[_used(lab, routed.final.get(lab.pair_id))
                                               for lab in routed.labels])
     write_parquet(table, paths.LABELS)
     imported = _imported(params, store)
@@ -63,6 +72,11 @@ def label(params, store) -> dict:
         report.update(critic_bias(to_label, routed.critic_judgments))
         critic_labels = _of(routed.labels, LabelSource.CRITIC)
         report["critic_gold_agreement"] = critic_gold_agreement(to_label, critic_labels, world)
+        report.update(_critic_answers(judge))
+    degenerate, warnings = degeneracy_report(routed.labels, routed.critic_judgments)
+    report.update(degenerate)
+    for warning in warnings:
+        log.warning("degenerate labels: %s", warning)
     log.info("%d labels (%s), %d decisive preferences -> %s", len(routed.labels),
              ", ".join(f"{k[6:]} {v}" for k, v in report.items() if k.startswith("count_")),
              len(preferences), paths.PREFERENCES)
@@ -75,6 +89,23 @@ def label(params, store) -> dict:
 
 def _of(labels: list[Label], source: LabelSource) -> list[Label]:
     return [lab for lab in labels if lab.source == source]
+
+
+def _used(label: Label, final: Label | None) -> bool:
+    """Whether `label` went into training: it decided its pair's final label, and that picks a side
+    (a tie or both_bad gives no preference row)."""
+    return decided(label, final) and final.choice in Choice.decisive()
+
+
+def _critic_answers(judge) -> dict:
+    """How many of the critic's answers came from its cache and how many from the judge, logged."""
+    if not isinstance(judge, CountingJudge):
+        return {}
+    counts = judge.answer_counts()
+    log.info("critic %s: %d answers from the cache, %d from the judge%s", judge.name, counts["cache_hits"],
+             counts["judge_calls"], " (delete the cache file or set label.critic.http.cache_path '' to "
+             "ask the judge again)" if counts["cache_hits"] else "")
+    return {"critic_cache_hits": counts["cache_hits"], "critic_judge_calls": counts["judge_calls"]}
 
 
 def _imported(params, store) -> list[dict]:
@@ -98,9 +129,8 @@ def _verifier(settings) -> Verifier:
     return Verifier(limits, workers=settings.workers)
 
 
-def _critic(params, world):
+def _critic(params, world, judge):
     constitution = load_constitution(params.label.critic.constitution)
-    judge = make_judge(params.label.critic)
     margin = params.label.critic.tie_margin
     return lambda pairs: critique(pairs, world, constitution, judge, params.seed, margin)
 

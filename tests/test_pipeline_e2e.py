@@ -126,7 +126,9 @@ def test_bad_input_rows_are_named_and_the_store_keeps_its_data(ran_repo, tmp_pat
     prompts.write_text("".join(json.dumps({"prompt": f"Say hi number {i}.", "category": "chat"}) + "\n"
                                for i in range(10)))
     repo.set_params({"model": {"policy": str(ran_repo.path / "models" / "sft")},
-                     "data": {"prompts": "data/inputs/prompts.jsonl"}})
+                     "data": {"prompts": "data/inputs/prompts.jsonl"},
+                     # your own prompts need a model judge (params fail early with the rule judge)
+                     "label": {"critic": {"judge": "http", "http": {"model": "judge"}}}})
     repo.prefpipe("stage", "prepare")
     store = repo.path / "store" / "prefpipe.duckdb"
 

@@ -23,7 +23,8 @@ class HttpJudgeParams:
                                "backoff with jitter; a Retry-After header is honoured)")
     timeout_s: float = knob(60.0, "per-request timeout in seconds")
     cache_path: str = knob("store/critic_cache.sqlite", "sqlite file of answers keyed by the sha256 of "
-                                                        "(model, messages, params), so a rerun sends "
+                                                        "(endpoint, model, messages, params), so a "
+                                                        "rerun against the same server sends "
                                                         "nothing; '' = no cache")
 
     def validate(self) -> str | None:

@@ -15,6 +15,19 @@ SKIP = "skip"  # human.missing: leave a human-routed pair without a label
 ESCALATION_TARGETS = (NO_ESCALATION, Labeler.HUMAN.value, Labeler.SIMULATED.value)
 UNDECIDED_TARGETS = (Labeler.CRITIC.value, Labeler.HUMAN.value, Labeler.SIMULATED.value)
 MISSING_TARGETS = (Labeler.CRITIC.value, Labeler.SIMULATED.value, SKIP)
+# Labelers that read the embedded world's hidden facts, and which: with your own prompts
+# (data.prompts not 'embedded') they have nothing to work with. The one source of these messages.
+NEEDS_WORLD = {Labeler.VERIFIER.value: "reference answers and tests",
+               Labeler.SIMULATED.value: "gold answers"}
+USE_INSTEAD = "'critic' (with label.critic.judge 'http' or 'local') or 'human'"
+RULE_JUDGE_NEEDS_WORLD = ("the rule judge reads the embedded world's parse of each response, which your "
+                          "prompts lack; set label.critic.judge to 'http' or 'local' (an OpenAI-compatible "
+                          "server or a model folder)")
+
+
+def needs_world(labeler: str) -> str:
+    """Why `labeler` (one of NEEDS_WORLD) cannot label your own prompts."""
+    return f"the {labeler} labeler needs the embedded world's {NEEDS_WORLD[labeler]}, which your prompts lack"
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,27 @@ class LabelParams:
             return (f"human.annotators lists {len(self.human.annotators)} annotators but human.overlap is "
                     f"{self.human.overlap}; add annotators or lower the overlap")
         return None
+
+    def in_use(self, categories: set[str]) -> dict[str, str]:
+        """Labeler -> the params key that first brings it in, for pairs of these `categories`:
+        the routing, then the hand-offs (verifier.undecided, escalate.to, human.missing)."""
+        used: dict[str, str] = {}
+        for category in sorted(categories):
+            key = category if category in self.routing else "default"
+            used.setdefault(self.routing[key], f"label.routing.{key}")
+        esc, size = self.escalate, -1
+        while size != len(used):  # hand-offs may bring in labelers that hand off further
+            size = len(used)
+            if Labeler.VERIFIER in used:
+                used.setdefault(self.verifier.undecided, "label.verifier.undecided")
+                if esc.to and esc.verifier_disagreement:
+                    used.setdefault(Labeler.CRITIC.value, "label.escalate.verifier_disagreement")
+                    used.setdefault(esc.to, "label.escalate.to")
+            if esc.to and esc.critic_confidence_below > 0 and Labeler.CRITIC in used:
+                used.setdefault(esc.to, "label.escalate.to")
+            if Labeler.HUMAN in used and self.human.missing != SKIP:
+                used.setdefault(self.human.missing, "label.human.missing")
+        return used
 
 
 def _one_of(names: tuple[str, ...]) -> str:

@@ -34,7 +34,8 @@ class ModelParams:
     n_layer: int = knob(4, "embedded model: transformer blocks")
     n_embd: int = knob(128, "embedded model: hidden width")
     n_head: int = knob(4, "embedded model: attention heads")
-    n_positions: int = knob(128, "embedded model: context length in tokens")
+    n_positions: int = knob(128, "context length of the embedded model, and the token cap per prompt+"
+                                 "response in every stage (your own model: at most its positions)")
     vocab_size: int = knob(1024, "embedded tokenizer: BPE vocabulary size")
     prompt_format: PromptFormatName = knob(
         PromptFormat.AUTO.value, "how a prompt becomes model input in every stage: auto (the "

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prefpipe.config.label import SKIP
+from prefpipe.config.label import SKIP, USE_INSTEAD, needs_world
 from prefpipe.label.agreement import aggregate
 from prefpipe.label.simulated import simulated_label
 from prefpipe.label.types import Label, PairToLabel
@@ -119,8 +119,8 @@ class LabelRouter:
             return []
         unknown = sorted({p.category for p in pairs if self.world.get(p.prompt_id) is None})
         if unknown:
-            raise ValueError(f"categories {unknown} are routed to the verifier, which needs reference "
-                             "answers and tests (the embedded world's); route them to 'critic' or 'human'")
+            raise ValueError(f"categories {unknown} are routed to the verifier, but "
+                             f"{needs_world(Labeler.VERIFIER)}; route them to {USE_INSTEAD}")
         for label in self.verifier.label(pairs, self.world):
             if label is not None:
                 routed.labels.append(label)
@@ -144,8 +144,8 @@ class LabelRouter:
             prompt = self.world.get(pair.prompt_id)
             if prompt is None:
                 raise ValueError(f"pair {pair.pair_id} (category '{pair.category}') is routed to simulated "
-                                 "annotators, who need the embedded world's gold answers; route it to "
-                                 "'critic' or 'human' instead")
+                                 f"annotators, but {needs_world(Labeler.SIMULATED)}; route it to "
+                                 f"{USE_INSTEAD}")
             rng = pair_rng(self.seed, pair.pair_id, "annotators")
             chosen = rng.sample(range(sim.annotators), sim.overlap)
             labels = [simulated_label(pair, prompt, f"sim-{k + 1}", sim.noise, sim.temperature, self.seed,

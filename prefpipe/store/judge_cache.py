@@ -1,5 +1,6 @@
 """A persistent answer cache for model judges (prefpipe.label.critic.http_judge): sqlite3, keyed by
-the sha256 of the request content. It lives in the store, which owns every SQL statement.
+the sha256 of the endpoint and the request content. It lives in the store, which owns every SQL
+statement. Keys made before the endpoint was part of them simply miss (the file stays usable).
 
 One short connection per call, so threads and processes can share the file (sqlite locks it; WAL
 lets readers run beside a writer). Only request content goes into the key, never credentials."""
@@ -16,10 +17,11 @@ BUSY_TIMEOUT_S = 30.0
 CHUNK = 500  # keys per SELECT ... IN (...)
 
 
-def cache_key(model: str, messages: list[dict], params: dict) -> str:
-    """sha256 over (model, messages, params) in a canonical JSON form."""
-    blob = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True,
-                      ensure_ascii=False, separators=(",", ":"))
+def cache_key(endpoint: str, model: str, messages: list[dict], params: dict) -> str:
+    """sha256 over (endpoint, model, messages, params) in a canonical JSON form: another server,
+    model, prompt or sampling knob is another answer."""
+    blob = json.dumps({"endpoint": endpoint, "model": model, "messages": messages, "params": params},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

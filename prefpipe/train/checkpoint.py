@@ -78,3 +78,7 @@ class Checkpointer:
         """The run completed: its checkpoint has served its purpose."""
         if self.directory and self.is_main:
             shutil.rmtree(self.directory, ignore_errors=True)
+            try:  # the stage's folder (checkpoints/<stage>/), when no other run's checkpoint is in it
+                self.directory.parent.rmdir()
+            except OSError:
+                pass

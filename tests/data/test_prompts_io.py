@@ -3,6 +3,7 @@ the place: 'line N' in JSONL, 'row index N' otherwise)."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,15 +89,27 @@ def test_empty_file_has_no_rows(tmp_path):
         load(path)
 
 
-def test_duplicates_are_dropped_keeping_first(tmp_path):
+def test_duplicates_are_dropped_keeping_first_with_a_warning_that_counts_them(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "category": "x"}, {"prompt": "b"},
+                                               {"prompt": "a", "category": "x"}, {"prompt": "b"}])
+    with caplog.at_level(logging.WARNING, logger="prefpipe"):
+        assert load(path) == [{"prompt": "a", "category": "x"}, {"prompt": "b", "category": "default"}]
+    assert f"{path}: dropped 2 duplicate prompt row(s), e.g. line 3 repeats line 1" in caplog.text
+
+
+def test_duplicates_that_differ_only_in_whitespace_are_dropped(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": " a "}])
+    with caplog.at_level(logging.WARNING, logger="prefpipe"):
+        assert load(path) == [{"prompt": "a", "category": "default"}]
+    assert "dropped 1 duplicate prompt row(s)" in caplog.text
+
+
+def test_a_prompt_repeated_with_another_category_names_both_rows(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "category": "x"},
                                                {"prompt": "b"}, {"prompt": "a", "category": "y"}])
-    assert load(path) == [{"prompt": "a", "category": "x"}, {"prompt": "b", "category": "default"}]
-
-
-def test_duplicates_that_differ_only_in_whitespace_are_dropped(tmp_path):
-    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": " a "}])
-    assert load(path) == [{"prompt": "a", "category": "default"}]
+    with pytest.raises(DataError, match=r"line 3: prompt 'a' is also at line 1 with other values "
+                                        r"\(category 'x' vs 'y'\)"):
+        load(path)
 
 
 def test_parquet_input(tmp_path):

@@ -47,6 +47,28 @@ def test_bad_params_name_the_key(repo):
     assert "generate.sampling.temperature" in line
 
 
+def test_a_missing_model_folder_names_model_policy(repo):
+    # Issue 15: `prefpipe params` said 0 and `generate` died with ~280 lines of hub traceback.
+    (repo.path / "own_model.yaml").write_text("model: {policy: data/inputs/my-model}\n")
+    line = fails_with_one_line(repo, "params", "--file", "own_model.yaml")
+    assert "model.policy: no model folder 'data/inputs/my-model'" in line
+
+
+def test_a_labeler_your_prompts_cannot_feed_names_its_routing_key(repo):
+    model = repo.path / "data" / "inputs" / "my-model"
+    model.mkdir(parents=True, exist_ok=True)
+    for name, text in (("config.json", '{"n_positions": 256}'), ("model.safetensors", ""),
+                       ("tokenizer.json", "{}")):
+        (model / name).write_text(text)
+    (repo.path / "data" / "inputs" / "mine.jsonl").write_text('{"prompt": "2+2?", "category": "math"}\n')
+    (repo.path / "own_prompts.yaml").write_text(
+        "model: {policy: data/inputs/my-model}\ndata: {prompts: data/inputs/mine.jsonl}\n"
+        "label:\n  routing: {math: verifier, default: critic}\n"
+        "  critic: {judge: http, http: {model: judge}}\n")
+    line = fails_with_one_line(repo, "params", "--file", "own_prompts.yaml")
+    assert "label.routing.math: 'verifier'" in line and "use 'critic'" in line
+
+
 def test_missing_params_file(repo):
     assert "nowhere.yaml" in fails_with_one_line(repo, "params", "--file", "nowhere.yaml")
 
@@ -78,6 +100,7 @@ def test_run_with_bad_params_names_the_key(repo):
     params = (repo.path / "params.yaml").read_text()
     try:
         (repo.path / "params.yaml").write_text(params + "sft_typo: {}\n")
-        assert "sft_typo" in fails_with_one_line(repo, "run")
+        assert "sft_typo" in fails_with_one_line(repo, "run")  # one line: no Prefect server started
+        assert not (repo.path / ".prefect" / "logs").exists()  # nor a flow run's log
     finally:
         (repo.path / "params.yaml").write_text(params)

@@ -132,7 +132,7 @@ def test_critic_verifier_disagreement_is_escalated():
 
 def test_simulated_routing_needs_world_prompts():
     stranger = PairToLabel("x", "not-in-world", "poetry", "a", True, "b", True, "Write a poem.")
-    with pytest.raises(ValueError, match="route it to 'critic' or 'human'"):
+    with pytest.raises(ValueError, match="gold answers, which your prompts lack; route it to 'critic'"):
         router(LabelParams(routing={"default": "simulated"})).run([stranger])
 
 

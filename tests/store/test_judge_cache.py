@@ -16,11 +16,16 @@ for i in range(int(sys.argv[3])):
 """
 
 
-def test_key_is_the_sha256_of_canonical_content():
+def test_key_is_the_sha256_of_canonical_endpoint_and_content():
     messages = [{"role": "user", "content": "Which? é"}]
-    blob = '{"messages":[{"content":"Which? é","role":"user"}],"model":"m","params":{"a":1,"b":2}}'
-    assert cache_key("m", messages, {"b": 2, "a": 1}) == hashlib.sha256(blob.encode()).hexdigest()
-    assert cache_key("m2", messages, {"a": 1, "b": 2}) != cache_key("m", messages, {"a": 1, "b": 2})
+    url = "http://127.0.0.1:8000/v1/chat/completions"
+    blob = ('{"endpoint":"http://127.0.0.1:8000/v1/chat/completions",'
+            '"messages":[{"content":"Which? é","role":"user"}],"model":"m","params":{"a":1,"b":2}}')
+    key = cache_key(url, "m", messages, {"b": 2, "a": 1})
+    assert key == hashlib.sha256(blob.encode()).hexdigest()
+    assert cache_key(url, "m2", messages, {"a": 1, "b": 2}) != key
+    assert cache_key(url.replace("8000", "8001"), "m", messages, {"a": 1, "b": 2}) != key  # another server
+    assert cache_key(url, "m", messages, {"a": 1, "b": 3}) != key  # another sampling knob
 
 
 def test_processes_write_one_file_side_by_side(tmp_path):

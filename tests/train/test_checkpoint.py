@@ -137,6 +137,21 @@ def test_finish_removes_directory(tmp_path):
     ckpt.finish()  # idempotent
 
 
+def test_finish_removes_the_stage_folder_once_empty(tmp_path):
+    """checkpoints/<stage>/<digest>/: the finished run leaves no empty checkpoints/<stage>/ behind,
+    but keeps another run's checkpoint in it."""
+    model, optimizer, scheduler = make_objects()
+    other = Checkpointer(tmp_path / "train_reward" / "other", every=1)
+    other.step_done(1, model, optimizer, scheduler, {}, [])
+    ckpt = Checkpointer(tmp_path / "train_reward" / "abc", every=1)
+    ckpt.step_done(1, model, optimizer, scheduler, {}, [])
+    ckpt.finish()
+    assert other.path.exists()
+    other.finish()
+    assert not (tmp_path / "train_reward").exists()
+    assert tmp_path.exists()
+
+
 def test_non_main_process_does_not_write_but_hits_barrier(tmp_path):
     calls = []
     model, optimizer, scheduler = make_objects()

@@ -8,6 +8,7 @@ from prefpipe.config.critic import CriticParams
 from prefpipe.errors import ConfigError
 from prefpipe.label.critic.constitution import load_constitution, sample_principle
 from prefpipe.label.critic.critic import (
+    CountingJudge,
     CritiqueResult,
     Judge,
     critic_bias,
@@ -17,8 +18,8 @@ from prefpipe.label.critic.critic import (
 from prefpipe.label.critic.rule_judge import RuleJudge
 from prefpipe.vocab import JudgeBackend
 
-__all__ = ["JUDGE_BUILDERS", "CritiqueResult", "Judge", "critic_bias", "critic_gold_agreement", "critique",
-           "load_constitution", "make_judge", "sample_principle"]
+__all__ = ["JUDGE_BUILDERS", "CountingJudge", "CritiqueResult", "Judge", "critic_bias",
+           "critic_gold_agreement", "critique", "load_constitution", "make_judge", "sample_principle"]
 
 
 def make_judge(params: CriticParams) -> Judge:

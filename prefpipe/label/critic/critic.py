@@ -29,6 +29,13 @@ class Judge(Protocol):
     def judge_many(self, comparisons: Sequence[Comparison]) -> list[Judgment]: ...
 
 
+@runtime_checkable
+class CountingJudge(Protocol):
+    """A judge that can say where its answers came from: {'cache_hits', 'judge_calls'}."""
+
+    def answer_counts(self) -> dict[str, int]: ...
+
+
 @dataclass
 class CritiqueResult:
     labels: list[Label] = field(default_factory=list)

@@ -4,8 +4,9 @@ The judge reads the multiple-choice question of Bai et al. 2022 and answers one 
 logprobs (`logprobs: true, top_logprobs: 5`) P(first) is the normalised probability of "A" against
 "B" at the answer position, a soft label; without them the answer text gives 0.9 / 0.1 (0.5 when it
 names neither). Requests run `concurrency` at a time, retry connection errors, 429 and 5xx with
-exponential backoff and jitter (honouring Retry-After), and are cached in sqlite by content hash so
-a rerun sends nothing."""
+exponential backoff and jitter (honouring Retry-After), and are cached in sqlite by a hash of the
+endpoint and the request content, so a rerun against the same server sends nothing; `answer_counts`
+says how many answers came from the cache and how many from the judge."""
 from __future__ import annotations
 
 import email.utils
@@ -118,6 +119,8 @@ class HttpJudge:
                              "without keys")
         self.cache = AnswerCache(cache_path) if cache_path else None
         self.requests_sent = 0  # HTTP requests made, retries included
+        self.cache_hits = 0  # comparisons answered from the cache
+        self.judge_calls = 0  # distinct requests answered by the endpoint (retries not counted)
         self._count_lock = threading.Lock()
         self._client: httpx.Client | None = None  # made on first use, kept for keep-alive
 
@@ -153,12 +156,18 @@ class HttpJudge:
         keyed = []
         for comparison in comparisons:
             messages = judge_messages(comparison)
-            keyed.append((cache_key(self.model, messages, REQUEST_PARAMS), messages))
+            keyed.append((cache_key(self.endpoint, self.model, messages, REQUEST_PARAMS), messages))
         answers = self.cache.get_many([key for key, _ in keyed]) if self.cache is not None else {}
+        self.cache_hits += sum(key in answers for key, _ in keyed)
         missing = {key: messages for key, messages in keyed if key not in answers}
         if missing:
             answers.update(self._fetch(missing))
+            self.judge_calls += len(missing)
         return [parse_answer(json.loads(answers[key]), self.endpoint) for key, _ in keyed]
+
+    def answer_counts(self) -> dict[str, int]:
+        """{'cache_hits', 'judge_calls'} since this judge was made (see `CountingJudge`)."""
+        return {"cache_hits": self.cache_hits, "judge_calls": self.judge_calls}
 
     def _fetch(self, missing: dict[str, list[dict]]) -> dict[str, str]:
         """POST each request, `concurrency` at a time; each answer is cached as soon as it arrives."""

@@ -5,16 +5,19 @@ As in Bai et al. 2022 (§4.1), the model reads the multiple-choice question endi
 answer tokens, " A" and " B" (or "A" and "B" when the tokenizer has no single-token " A")."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from prefpipe.config.model_refs import context_length
 from prefpipe.label.critic.constitution import render_question
 from prefpipe.label.types import Comparison, Judgment
 from prefpipe.models.io import load_causal_lm, load_tokenizer
 
 ANSWER_PROMPT = "\nThe answer is:"
+log = logging.getLogger("prefpipe")
 
 
 def judge_prompt(comparison: Comparison) -> str:
@@ -37,13 +40,21 @@ class LocalLMJudge:
     """P(first) = softmax(logits[" A"], logits[" B"])[0] at the position after the prompt.
 
     Prompts longer than `max_length` tokens keep their last `max_length` (the question and cue).
-    Batches are right-padded, and each row is read at its own last real token, so padding never
-    changes a result."""
+    A `max_length` beyond the positions the model's config declares is lowered to them, with a
+    warning: the model cannot read more, and prompts are cut from the front anyway, so the judge
+    works where failing would only make the user copy a number from config.json. Batches are
+    right-padded, and each row is read at its own last real token, so padding never changes a
+    result."""
 
     def __init__(self, model, tokenizer, max_length: int = 1024, batch_size: int = 8,
                  name: str = "local"):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_length, self.batch_size, self.name = max_length, batch_size, name
+        found = context_length(model.config.to_dict())
+        if found and found[1] < max_length:
+            log.warning("label.critic.local.max_length %d is more than the judge model reads (%s: %d "
+                        "in its config.json); using %d", max_length, found[0], found[1], found[1])
+            self.max_length = found[1]
         self.id_a, self.id_b = answer_token_ids(tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 

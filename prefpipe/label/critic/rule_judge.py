@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prefpipe.config.label import RULE_JUDGE_NEEDS_WORLD
 from prefpipe.label.types import Comparison, Judgment
 from prefpipe.world.content import CAVEATS, CLOSINGS, FILLER_OPENERS, LECTURE, REFUSAL, RESTATE
 from prefpipe.world.gold import CONTENT_SCORE, judge
@@ -121,8 +122,7 @@ class RuleJudge:
             prompt = comparison.world
             if not isinstance(prompt, WorldPrompt):
                 raise ValueError(f"rule judge: comparison {n} has no embedded-world prompt (Comparison.world "
-                                 f"is {type(prompt).__name__}); the rule judge only knows the default "
-                                 "world, so set critic.judge to 'http' or 'local' for your own data")
+                                 f"is {type(prompt).__name__}): {RULE_JUDGE_NEEDS_WORLD}")
             weights = PRINCIPLE_WEIGHTS.get(comparison.principle.name, DEFAULT_WEIGHTS)
             first = features(prompt, comparison.first, comparison.first_finished)
             second = features(prompt, comparison.second, comparison.second_finished)

@@ -111,6 +111,28 @@ def test_a_changed_principle_is_a_cache_miss(tmp_path):
         assert server.requests == 2
 
 
+def test_another_endpoint_is_another_cache_entry(tmp_path):
+    cache = tmp_path / "judge.sqlite"
+    batch = comparisons(3)
+    with OpenAIServer() as first, OpenAIServer() as second:
+        assert first.port != second.port
+        judge = make(first, cache_path=str(cache))
+        judge.judge_many(batch)
+        assert judge.answer_counts() == {"cache_hits": 0, "judge_calls": 3}
+        other = make(second, cache_path=str(cache))
+        other.judge_many(batch)  # same model and prompts, another server: asked, not read from cache
+        assert second.requests == 3 and other.answer_counts() == {"cache_hits": 0, "judge_calls": 3}
+        again = make(first, cache_path=str(cache))
+        again.judge_many(batch + batch[:1])
+        assert first.requests == 3 and again.answer_counts() == {"cache_hits": 4, "judge_calls": 0}
+    assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 6
+    # a base_url where nothing listens fails, though the cache holds answers for the same prompts
+    with OpenAIServer() as gone:
+        url = gone.base_url
+    with pytest.raises(JudgeHTTPError, match="gave up"):
+        HttpJudge(url, "judge-model", max_retries=0, cache_path=str(cache)).judge_many(batch)
+
+
 def test_400_raises_naming_the_endpoint_and_is_not_retried():
     with OpenAIServer(reject_status=400) as server:
         with pytest.raises(JudgeHTTPError, match=rf"{server.base_url}/chat/completions: HTTP 400"):

@@ -17,10 +17,10 @@ COMPARISONS = [Comparison("What is 2 + 2?", "4.", "It is 5, I think.", HONEST),
                Comparison("Hi", "Hello there, how can I help you today with anything?", "Hey.", HONEST)]
 
 
-def save_tiny_lm(path, texts: list[str]) -> None:
+def save_tiny_lm(path, texts: list[str], positions: int = 512) -> None:
     tokenizer = train_tokenizer(texts, 300)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=positions, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
                         pad_token_id=tokenizer.pad_token_id)
     save_model(GPT2LMHeadModel(config), tokenizer, path)
@@ -61,6 +61,21 @@ def test_long_prompts_keep_their_last_max_length_tokens(model_dir):
     judge = LocalLMJudge.from_path(model_dir, max_length=12, device="cpu")
     judgments = judge.judge_many(COMPARISONS)
     expected = [by_hand(judge, c, " A", " B", keep=12) for c in COMPARISONS]
+    torch.testing.assert_close([j.p_first for j in judgments], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_max_length_beyond_the_models_positions_is_lowered_with_a_warning(tmp_path, caplog):
+    # The default label.critic.local.max_length (1024) on a model of 16 positions: an IndexError
+    # in the position embedding before; now the judge reads the last 16 tokens and says so.
+    texts = ["The answer is: A", "The answer is: B"] * 200 + [judge_prompt(c) for c in COMPARISONS] * 5
+    save_tiny_lm(tmp_path, texts, positions=16)
+    with caplog.at_level("WARNING", logger="prefpipe"):
+        judge = LocalLMJudge.from_path(tmp_path, max_length=1024, device="cpu")
+    assert judge.max_length == 16
+    assert "label.critic.local.max_length 1024" in caplog.text and "n_positions: 16" in caplog.text
+    assert all(len(judge.tokenizer.encode(judge_prompt(c))) > 16 for c in COMPARISONS)
+    judgments = judge.judge_many(COMPARISONS)
+    expected = [by_hand(judge, c, " A", " B", keep=16) for c in COMPARISONS]
     torch.testing.assert_close([j.p_first for j in judgments], expected, rtol=1e-5, atol=1e-6)
 
 

@@ -1,0 +1,106 @@
+"""The label stage (tasks/label.py) with the critic's http judge against the real loopback server:
+it reports how many answers came from the cache, flags degenerate labels, and marks as used for
+training only labels that give a preference."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from prefpipe.config import load_params
+from prefpipe.label.critic.http_judge import JudgeHTTPError
+from prefpipe.store import Store
+from tasks import paths
+from tasks.label import label
+from tests.label.critic.openai_server import MARKER, OpenAIServer
+
+PAIRS = 24
+
+
+def write_inputs(marked: bool) -> None:
+    """PAIRS user pairs; with `marked`, every even pair's response a carries the server's MARKER (the
+    judge prefers it), else the server answers 'A' to every question."""
+    pairs, prompts = [], []
+    for i in range(PAIRS):
+        good = marked and i % 2 == 0
+        prompts.append({"prompt_id": f"x{i}", "source": "mine.jsonl", "category": "general",
+                        "prompt": f"question {i}?", "meta": None, "split": "train"})
+        pairs.append({"pair_id": f"p{i}", "prompt_id": f"x{i}", "category": "general",
+                      "prompt": f"question {i}?", "response_a": f"{MARKER} a {i}" if good else f"a {i}",
+                      "finished_a": True, "response_b": f"b {i}", "finished_b": True})
+    paths.DATA.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(pairs), paths.PAIRS)
+    pq.write_table(pa.Table.from_pylist(prompts), paths.PROMPTS)
+
+
+def run_label(tmp_path, base_url: str, caplog, max_retries: int = 3) -> dict:
+    http = {"base_url": base_url, "model": "judge-model", "concurrency": 4, "max_retries": max_retries,
+            "cache_path": str(tmp_path / "critic_cache.sqlite")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"label": {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http}}}))
+    params = load_params(tmp_path / "params.yaml", check_paths=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="prefpipe"):
+        label(params, Store(tmp_path / "store" / "prefpipe.duckdb"))
+    return json.loads((paths.METRICS / "label.json").read_text())
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_log_and_metrics_count_cached_answers_and_another_server_is_asked(in_tmp, caplog):
+    write_inputs(marked=True)
+    with OpenAIServer() as first, OpenAIServer() as second:
+        metrics = run_label(in_tmp, first.base_url, caplog)
+        assert (metrics["critic_cache_hits"], metrics["critic_judge_calls"]) == (0, 2 * PAIRS)
+        assert f"0 answers from the cache, {2 * PAIRS} from the judge" in caplog.text
+
+        metrics = run_label(in_tmp, first.base_url, caplog)  # a rerun: all from the cache
+        assert (metrics["critic_cache_hits"], metrics["critic_judge_calls"]) == (2 * PAIRS, 0)
+        assert f"{2 * PAIRS} answers from the cache, 0 from the judge" in caplog.text
+        assert first.requests == 2 * PAIRS
+
+        metrics = run_label(in_tmp, second.base_url, caplog)  # another server: asked afresh
+        assert (metrics["critic_cache_hits"], metrics["critic_judge_calls"]) == (0, 2 * PAIRS)
+        assert second.requests == 2 * PAIRS
+    assert metrics["degenerate_warnings"] == 0 and "degenerate" not in caplog.text
+
+
+def test_a_base_url_where_nothing_listens_fails_despite_a_warm_cache(in_tmp, caplog):
+    write_inputs(marked=True)
+    with OpenAIServer() as server:
+        run_label(in_tmp, server.base_url, caplog)
+    with OpenAIServer() as gone:
+        nowhere = gone.base_url
+    with pytest.raises(JudgeHTTPError, match="gave up"):
+        run_label(in_tmp, nowhere, caplog, max_retries=0)
+
+
+def test_ties_are_not_used_for_training(in_tmp, caplog):
+    write_inputs(marked=True)
+    with OpenAIServer() as server:
+        metrics = run_label(in_tmp, server.base_url, caplog)
+    labels = pq.read_table(paths.LABELS).to_pylist()
+    assert {row["choice"] for row in labels} == {"a", "tie"}  # odd pairs: the judge says A both ways
+    assert all(row["used_for_training"] == (row["choice"] == "a") for row in labels)
+    assert metrics["preferences"] == PAIRS // 2 and metrics["tie_share_critic"] == 0.5
+
+
+def test_a_judge_that_always_answers_the_same_letter_is_flagged(in_tmp, caplog):
+    write_inputs(marked=False)
+    with OpenAIServer() as server:
+        metrics = run_label(in_tmp, server.base_url, caplog)
+    assert metrics["count_critic_tie"] == PAIRS and metrics["preferences"] == 0
+    assert metrics["tie_share_critic"] == 1.0 and metrics["first_shown_share_critic"] == 1.0
+    assert metrics["degenerate_warnings"] == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"critic: {PAIRS} of {PAIRS} labels (100%) pick no side" in w for w in warnings)
+    assert any(f"shown first in {2 * PAIRS} of {2 * PAIRS}" in w for w in warnings)
+    assert not any(pq.read_table(paths.LABELS).column("used_for_training").to_pylist())
