@@ -25,7 +25,7 @@ def test_repo_dvc_yaml_order_and_upstreams():
         "evaluate": {"prepare", "sft", "train_reward", "train_policy"},
     }
     by_name = {s.name: s for s in stages}
-    assert by_name["label"].cmd == "python -m tasks.label"
+    assert by_name["label"].cmd == "sh tasks/python -m tasks.label"
     # metrics and plots count as outputs; {path: options} entries give their path
     assert "metrics/sft.json" in by_name["sft"].outs and "plots/sft_loss.csv" in by_name["sft"].outs
     assert "models/tokenizer" in by_name["prepare"].outs
