@@ -6,7 +6,11 @@ Two shapes, both pure functions of their inputs so a resumed or re-ordered run d
   share a stream by accident and the values match the ones earlier releases used (outputs keep
   their DVC hashes).
 - `pair_rng(seed, item, salt)`: a generator for one named item (a pair, an annotator) and one
-  purpose (`salt`), from a sha256 of the three, so draws never depend on visiting order."""
+  purpose (`salt`), from a sha256 of the three, so draws never depend on visiting order.
+- `split_position(seed, purpose, prompt_id)`: where a prompt falls in [0, 1) for one split; a
+  prompt is on the split's side when its position is below the split's fraction. Each
+  `SplitPurpose` hashes differently, so two splits are independent: the reward model's validation
+  prompts are a fair share of the training prompts whatever `data.heldout_fraction` is."""
 from __future__ import annotations
 
 import hashlib
@@ -35,3 +39,17 @@ def pair_rng(seed: int, pair_id: str, salt: str) -> random.Random:
     """A generator for one item (a pair, an annotator...) and one purpose (`salt`)."""
     digest = hashlib.sha256(f"{seed}:{salt}:{pair_id}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class SplitPurpose(Enum):
+    """value = the salt of the split's hash. Reward validation keeps the unsalted hash earlier
+    releases used (the default run keeps its DVC hashes); every other split needs its own salt."""
+    HELDOUT = "heldout"        # your prompts kept out of training, for evaluation (data.heldout_fraction)
+    REWARD_VALIDATION = ""     # the reward model's validation prompts (reward.val_fraction)
+
+
+def split_position(seed: int, purpose: SplitPurpose, prompt_id: str) -> float:
+    """A prompt's position in [0, 1] for one split: the first 32 bits of sha256(seed:salt:id)."""
+    salt = f"{purpose.value}:" if purpose.value else ""
+    digest = hashlib.sha256(f"{seed}:{salt}{prompt_id}".encode()).hexdigest()[:8]
+    return int(digest, 16) / 0xFFFFFFFF

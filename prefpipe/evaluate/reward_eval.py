@@ -1,9 +1,9 @@
 """How well a reward model ranks held-out pairs: against the labels and against gold."""
 from __future__ import annotations
 
-import hashlib
 import math
 
+from prefpipe.seeds import SplitPurpose, split_position
 from prefpipe.world.gold import prefer
 from prefpipe.world.prompts import WorldPrompt
 
@@ -12,8 +12,8 @@ def split_by_prompt(preferences: list[dict], val_fraction: float, seed: int) -> 
     """(train, val) with every pair of a prompt on the same side, so val prompts are unseen."""
     train, val = [], []
     for row in preferences:
-        digest = hashlib.sha256(f"{seed}:{row['prompt_id']}".encode()).hexdigest()[:8]
-        (val if int(digest, 16) / 0xFFFFFFFF < val_fraction else train).append(row)
+        position = split_position(seed, SplitPurpose.REWARD_VALIDATION, row["prompt_id"])
+        (val if position < val_fraction else train).append(row)
     return train, val
 
 

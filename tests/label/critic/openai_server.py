@@ -1,12 +1,16 @@
 """A small, real OpenAI-compatible chat completions server for the HTTP judge's tests and bench.
 
-POST /v1/chat/completions answers the multiple-choice question deterministically: the option whose
-text contains MARKER wins (A when neither or both do), with fixed, known logprobs. It can fail the
-first N requests (503 or 429, with an optional Retry-After), reject every request with a 4xx, reply
-with a body that is not JSON, add latency, and it counts requests and the peak number in flight.
+POST /v1/chat/completions answers the multiple-choice question deterministically, with fixed, known
+logprobs: by default the option whose text contains MARKER wins (A when neither or both do); with
+`prefer="shorter"` the option with fewer words wins (A on equal counts): a judge with a real,
+order-independent preference, so the README's bring-your-own walk-through gets decisive labels.
+It can fail the first N requests (503 or 429, with an optional Retry-After), reject every request
+with a 4xx, reply with a body that is not JSON, add latency, and it counts requests and the peak
+number in flight.
 
 In a test: `with OpenAIServer() as server: ... server.base_url ...`.
-Standalone (the bench): .venv/bin/python tests/label/critic/openai_server.py [--port 8123]; it
+Standalone (the bench, the README's walk-through):
+    .venv/bin/python tests/label/critic/openai_server.py [--port 8123] [--prefer shorter]
 prints "serving <base_url>" once it listens."""
 from __future__ import annotations
 
@@ -31,9 +35,15 @@ def served_logprobs(winner: str) -> list[dict]:
             {"token": "The", "logprob": OTHER_LOGPROB}]
 
 
-def answer_letter(user_text: str) -> str:
+PREFERENCES = ("marker", "shorter")
+
+
+def answer_letter(user_text: str, prefer: str = "marker") -> str:
     options = dict(OPTION.findall(user_text))
-    return "B" if MARKER in options.get("B", "") and MARKER not in options.get("A", "") else "A"
+    a, b = options.get("A", ""), options.get("B", "")
+    if prefer == "shorter":
+        return "B" if len(b.split()) < len(a.split()) else "A"
+    return "B" if MARKER in b and MARKER not in a else "A"
 
 
 class OpenAIServer:
@@ -41,7 +51,10 @@ class OpenAIServer:
 
     def __init__(self, port: int = 0, fail_first: int = 0, fail_status: int = 503,
                  retry_after: str | None = None, reject_status: int | None = None, latency_s: float = 0.0,
-                 logprobs: bool = True, malformed: bool = False):
+                 logprobs: bool = True, malformed: bool = False, prefer: str = "marker"):
+        if prefer not in PREFERENCES:
+            raise ValueError(f"prefer must be one of {PREFERENCES}, got {prefer!r}")
+        self.prefer = prefer
         self.fail_first, self.fail_status, self.retry_after = fail_first, fail_status, retry_after
         self.reject_status, self.latency_s = reject_status, latency_s
         self.logprobs, self.malformed = logprobs, malformed
@@ -81,7 +94,7 @@ class OpenAIServer:
         if self.malformed:
             return 200, {}, b"this is not json"
         user = body["messages"][-1]["content"]
-        letter = answer_letter(user)
+        letter = answer_letter(user, self.prefer)
         choice = {"index": 0, "finish_reason": "stop",
                   "message": {"role": "assistant", "content": letter}}
         if self.logprobs and body.get("logprobs"):
@@ -147,7 +160,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 = a free port (printed)")
     parser.add_argument("--latency-s", type=float, default=0.0)
+    parser.add_argument("--prefer", choices=PREFERENCES, default="marker",
+                        help="marker: the option containing GOOD wins; shorter: the one with fewer words")
     args = parser.parse_args()
-    with OpenAIServer(port=args.port, latency_s=args.latency_s) as running:
+    with OpenAIServer(port=args.port, latency_s=args.latency_s, prefer=args.prefer) as running:
         print(f"serving {running.base_url}", flush=True)
         threading.Event().wait()

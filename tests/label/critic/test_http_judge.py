@@ -190,6 +190,20 @@ def test_critique_through_http_counters_position_bias_and_labels_the_marked_resp
     assert {label.annotator for label in result.labels} == {"http:judge-model"}
 
 
+def test_a_server_preferring_shorter_answers_gives_decisive_labels_in_both_orders(tmp_path):
+    """The README walk-through's judge: a real, order-independent preference, so the critic's two
+    orders agree and every pair with a shorter answer gets a decisive label for it."""
+    pairs = [PairToLabel("p0", "x0", "general", "one two three", True, "one", True, "q0?"),
+             PairToLabel("p1", "x1", "general", "short", True, "a much longer answer", True, "q1?"),
+             PairToLabel("p2", "x2", "general", "same size", True, "also same", True, "q2?")]
+    with OpenAIServer(prefer="shorter") as server:
+        result = critique(pairs, {}, [HONEST], make(server, concurrency=2), seed=0, tie_margin=0.1)
+    assert [label.choice for label in result.labels] == ["b", "a", "tie"]
+    assert result.labels[0].confidence == pytest.approx(P_WIN)
+    with pytest.raises(ValueError, match="prefer"):
+        OpenAIServer(prefer="longest")
+
+
 def test_parse_answer_reads_the_first_letter_position_in_either_logprob_format():
     def reply(tokens, content="(B)"):
         return {"choices": [{"message": {"content": content}, "logprobs": {"content": tokens}}]}
