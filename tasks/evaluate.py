@@ -19,22 +19,36 @@ from prefpipe.models.scoring import score_responses
 from prefpipe.seeds import SeedPurpose, derive_seed
 from prefpipe.store import Store, read_parquet, rows, write_parquet
 from prefpipe.world.catalog import to_world_prompt
-from prefpipe.world.corpus import sample_by_family
+from prefpipe.world.corpus import PromptChoice, choose_prompts
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
-from tasks._stage import run_stage, write_csv, write_json
+from tasks._stage import StageInputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 REPORT_EXAMPLES = 12
 
 
-def evaluate(params: Params, store: Store) -> dict:
+def heldout_prompts(params: Params, seed: int) -> tuple[PromptChoice, bool]:
+    """The held-out prompts to evaluate on (your own: each at most once; the embedded world's small
+    families repeat by design), and whether they carry gold facts (the embedded world's do)."""
     heldout = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "heldout"]
     items = [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
              for r in heldout]
-    has_gold = all(r["meta"] for r in heldout)
+    if not items:
+        raise StageInputError(f"{paths.PROMPTS}: no held-out prompts; raise data.heldout_fraction")
+    choice = choose_prompts(items, params.evaluate.prompts, random.Random(seed),
+                            repeats=params.embedded_data)
+    if choice.capped:
+        log.warning("evaluate.prompts %d > %d held-out prompts: evaluating each once (%d); raise "
+                    "data.heldout_fraction for more", params.evaluate.prompts, choice.available,
+                    len(choice.prompts))
+    return choice, all(r["meta"] for r in heldout)
+
+
+def evaluate(params: Params, store: Store) -> dict:
     seed = derive_seed(params.seed, SeedPurpose.EVALUATION)  # held-out prompts and sampling
-    prompts = sample_by_family(items, params.evaluate.prompts, random.Random(seed))
+    choice, has_gold = heldout_prompts(params, seed)
+    prompts = choice.prompts
     texts = [p.prompt for p in prompts]
     tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
@@ -55,7 +69,7 @@ def evaluate(params: Params, store: Store) -> dict:
     rm = {side: score_responses(reward_model, tokenizer, texts, [s.response for s in ss],
                                 [s.finished for s in ss], max_length)
           for side, ss in (("policy", pol), ("reference", ref))}
-    metrics = {"prompts": len(prompts), **sequence_kl(pol_logps, ref_logps),
+    metrics = {**choice.metrics(), **sequence_kl(pol_logps, ref_logps),
                "rm_win_rate": win_rate([1.0 if a > b else 0.0 if a < b else 0.5
                                         for a, b in zip(rm["policy"], rm["reference"])])["win_rate"]}
     for side, ss in (("policy", pol), ("reference", ref)):

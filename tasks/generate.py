@@ -16,10 +16,10 @@ from prefpipe.models.generation import sample_responses
 from prefpipe.models.io import load_causal_lm, load_tokenizer
 from prefpipe.progress import Progress
 from prefpipe.store import read_parquet, rows, write_parquet
-from prefpipe.world.corpus import sample_by_family
+from prefpipe.world.corpus import choose_prompts
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
-from tasks._stage import folder_hash, run_stage, write_json
+from tasks._stage import StageInputError, folder_hash, run_stage, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -32,9 +32,17 @@ def generate(params, store) -> dict:
     gen = params.generate
     prompt_rows = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
     as_items = [WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {}) for r in prompt_rows]
+    if not as_items:
+        raise StageInputError(f"{paths.PROMPTS}: no training prompts; lower data.heldout_fraction")
     rng = random.Random(params.seed)
-    # Families are drawn equally often; small families repeat prompts, each draw sampled afresh.
-    chosen = sample_by_family(as_items, gen.prompts, rng)
+    # Families are drawn equally often. The embedded world's small families repeat prompts, each
+    # draw sampled afresh; your own prompts are drawn without repeats, at most each once.
+    choice = choose_prompts(as_items, gen.prompts, rng, repeats=params.embedded_data)
+    if choice.capped:
+        log.warning("generate.prompts %d > %d training prompts: each prompt used once (%d); raise "
+                    "generate.pairs_per_prompt or generate.candidates_per_prompt for more pairs per "
+                    "prompt", gen.prompts, choice.available, len(choice.prompts))
+    chosen = choice.prompts
     model_version = folder_hash(paths.SFT_MODEL)
     # a non-default prompt format changes the samples: it joins the key (auto keeps today's keys)
     formats = [] if params.model.prompt_format == "auto" else [params.model.prompt_format]
@@ -69,8 +77,8 @@ def generate(params, store) -> dict:
     finished = sum(c["finished"] for c in candidates) / len(candidates)
     distinct = len({(c["prompt_id"], c["response"]) for c in candidates}) / len(candidates)
     log.info("%d candidates, %d pairs -> %s and the store", len(candidates), len(pairs), paths.PAIRS)
-    metrics = {"candidates": len(candidates), "pairs": len(pairs), "finished_share": finished,
-               "distinct_share": distinct,
+    metrics = {**choice.metrics(), "candidates": len(candidates), "pairs": len(pairs),
+               "finished_share": finished, "distinct_share": distinct,
                "mean_tokens": sum(c["num_tokens"] for c in candidates) / len(candidates)}
     write_json(paths.METRICS / "generate.json", metrics)
     return metrics

@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 
+def prompts_line(metrics: dict) -> str:
+    """How many held-out prompts the numbers rest on: the distinct ones, not only the draws."""
+    used = metrics["prompts"]
+    requested = metrics.get("prompts_requested", used)
+    distinct = metrics.get("distinct_prompts", used)
+    if used < requested:
+        return (f"Held-out prompts: {used}, each once (evaluate.prompts {requested} capped at the "
+                f"{used} there are; raise data.heldout_fraction for more)")
+    if distinct < used:
+        return f"Held-out prompts: {used} samples of {distinct} distinct held-out prompts"
+    return f"Held-out prompts: {used}"
+
+
 def markdown_report(metrics: dict, family_rows: list[dict], examples: list[dict]) -> str:
     def fmt(key: str, digits: int = 3) -> str:
         value = metrics.get(key)
         return "n/a" if value is None else f"{value:.{digits}f}"
 
     lines = ["# prefpipe evaluation", "",
-             f"Held-out prompts: {metrics['prompts']}", "",
+             prompts_line(metrics), "",
              "| metric | policy | reference (SFT) |", "|---|---|---|"]
     if "win_rate" in metrics:
         lines.append(f"| gold win rate vs reference | {fmt('win_rate')} "
