@@ -31,6 +31,14 @@ class _QuietFailures(logging.Filter):
         return not (message.startswith("Finished in state") and "Completed" not in message)
 
 
+class _AfterTheRun(logging.Filter):
+    """Prefect's info lines once the run is over, e.g. "Stopping temporary server on ..." that its
+    temporary server logs as the process exits, after the CLI's verdict (display only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
 class Interrupted(SystemExit):
     """SIGTERM or SIGINT: a BaseException, so Prefect records the run as crashed and unwinds."""
 
@@ -46,7 +54,8 @@ def log_dir() -> Path:
 @contextmanager
 def run_log() -> Iterator[Path]:
     """Everything Prefect logs during the block goes to a new file under log_dir() too, tracebacks
-    included; Prefect's console handlers stop restating failures. Yields the file's path."""
+    included; Prefect's console handlers stop restating failures, and after the block show
+    warnings and errors only, so what the CLI prints last stays last. Yields the file's path."""
     path = log_dir() / time.strftime("%Y%m%d-%H%M%S.log")
     path.parent.mkdir(parents=True, exist_ok=True)
     prefect_logger = logging.getLogger("prefect")
@@ -66,6 +75,7 @@ def run_log() -> Iterator[Path]:
         handler.close()
         for console in consoles:
             console.removeFilter(quiet)
+            console.addFilter(_AfterTheRun())
 
 
 @contextmanager

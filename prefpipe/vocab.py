@@ -47,10 +47,17 @@ def literal(vocabulary: type[Vocabulary]) -> Any:
 
 class Labeler(Vocabulary):
     """Who a category's pairs are routed to (`label.routing`); listed in the router's order of work."""
-    VERIFIER = "verifier"    # reference answers and code tests of the embedded world
+    VERIFIER = "verifier"    # reference answers and code tests (the world's, or your `Reference`s)
     CRITIC = "critic"        # the constitutional AI critic (prefpipe.label.critic)
     HUMAN = "human"          # annotation queues (`prefpipe label serve`)
     SIMULATED = "simulated"  # simulated annotators on the embedded world's gold scores
+
+
+class Reference(Vocabulary):
+    """What one of your own prompts may give the verifier (`data.answer_column`, `data.tests_column`):
+    the key it has in the prompt row's `meta`, and so the check it gets (`prefpipe.verify.verifiers`)."""
+    ANSWER = "answer"  # the reference final answer: sympy-equivalent to the response's final answer
+    TESTS = "tests"    # assert statements, run against the response's code in the sandbox
 
 
 class LabelSource(Vocabulary):

@@ -42,13 +42,15 @@ def write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """A plot-data CSV (DVC plots read these)."""
+def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """A plot-data CSV (DVC plots read these); `columns` name the header (default: the first row's
+    keys). With no rows, give `columns`: the file is then the header alone. A file of zero bytes
+    makes `dvc repro` warn "'<path>' is empty." each time the stage runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not rows:
+    columns = columns or (list(rows[0]) if rows else [])
+    if not columns:
         path.write_text("")
         return
-    columns = list(rows[0])
     lines = [",".join(columns)]
     lines += [",".join(_fmt(row.get(c)) for c in columns) for row in rows]
     path.write_text("\n".join(lines) + "\n")

@@ -10,10 +10,10 @@ import random
 import pyarrow as pa
 
 from prefpipe.config.schema import Params
-from prefpipe.evaluate.compare import gold_report, response_logprobs, sequence_kl
+from prefpipe.evaluate.compare import FAMILY_COLUMNS, gold_report, response_logprobs, sequence_kl
 from prefpipe.evaluate.report import markdown_report
 from prefpipe.evaluate.stats import win_rate
-from prefpipe.models.generation import sample_responses
+from prefpipe.models.generation import sample_responses, truncated_prompts, warn_truncated
 from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer
 from prefpipe.models.scoring import score_responses
 from prefpipe.seeds import SeedPurpose, derive_seed
@@ -42,7 +42,7 @@ def heldout_prompts(params: Params, seed: int) -> tuple[PromptChoice, bool]:
         log.warning("evaluate.prompts %d > %d held-out prompts: evaluating each once (%d); raise "
                     "data.heldout_fraction for more", params.evaluate.prompts, choice.available,
                     len(choice.prompts))
-    return choice, all(r["meta"] for r in heldout)
+    return choice, all(to_world_prompt(r) is not None for r in heldout)  # users' meta is no gold
 
 
 def evaluate(params: Params, store: Store) -> dict:
@@ -57,9 +57,12 @@ def evaluate(params: Params, store: Store) -> dict:
     for side, path in (("policy", paths.POLICY_MODEL), ("reference", paths.SFT_MODEL)):
         model = load_causal_lm(path)
         log.info("sampling %s responses to %d held-out prompts", side, len(texts))
-        samples = sample_responses(model, tokenizer, texts, 1, params.evaluate.sampling, seed)
+        samples = sample_responses(model, tokenizer, texts, 1, params.evaluate.sampling, seed,
+                                   max_length=max_length)
         sides[side] = {"model": model, "samples": samples}
     pol, ref = sides["policy"]["samples"], sides["reference"]["samples"]
+    warn_truncated(truncated_prompts(pol), len(texts), max_length,  # both sides cut the same prompts
+                   params.evaluate.sampling.max_new_tokens, "evaluate.sampling.max_new_tokens")
     pol_resp, pol_fin = [s.response for s in pol], [s.finished for s in pol]
     pol_logps = response_logprobs(sides["policy"]["model"], tokenizer, texts, pol_resp, pol_fin,
                                   max_length)
@@ -81,6 +84,9 @@ def evaluate(params: Params, store: Store) -> dict:
         gold, family_rows = gold_report(prompts, [(s.response, s.finished) for s in pol],
                                         [(s.response, s.finished) for s in ref])
         metrics.update(gold)
+    else:
+        log.info("the held-out prompts carry no gold facts: no gold win rate or per-family accuracy "
+                 "(%s keeps its header only)", paths.PLOTS / "eval_by_family.csv")
     samples_table = [{"prompt_id": p.prompt_id, "category": p.family, "prompt": p.prompt,
                       "policy_response": a.response, "policy_finished": a.finished,
                       "reference_response": b.response, "reference_finished": b.finished,
@@ -89,7 +95,7 @@ def evaluate(params: Params, store: Store) -> dict:
                                                         rm["reference"], pol_logps, ref_logps)]
     write_parquet(pa.Table.from_pylist(samples_table), paths.EVAL_SAMPLES)
     write_json(paths.METRICS / "evaluate.json", metrics)
-    write_csv(paths.PLOTS / "eval_by_family.csv", family_rows)
+    write_csv(paths.PLOTS / "eval_by_family.csv", family_rows, list(FAMILY_COLUMNS))
     paths.REPORT.parent.mkdir(parents=True, exist_ok=True)
     paths.REPORT.write_text(markdown_report(metrics, family_rows, samples_table[:REPORT_EXAMPLES]))
     log.info("report -> %s", paths.REPORT)

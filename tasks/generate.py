@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import pyarrow as pa
 
-from prefpipe.models.generation import sample_responses
+from prefpipe.models.generation import sample_responses, truncated_prompts, warn_truncated
 from prefpipe.models.io import load_causal_lm, load_tokenizer
 from prefpipe.progress import Progress
 from prefpipe.store import read_parquet, rows, write_parquet
@@ -56,7 +56,9 @@ def generate(params, store) -> dict:
     with Progress(len(chosen), "generate", "prompt") as progress:
         samples = sample_responses(model, tokenizer, [p.prompt for p in chosen],
                                    gen.candidates_per_prompt, gen.sampling, params.seed,
-                                   progress=progress.update)
+                                   progress=progress.update, max_length=params.model.n_positions)
+    warn_truncated(truncated_prompts(samples), len(chosen), params.model.n_positions,
+                   gen.sampling.max_new_tokens, "generate.sampling.max_new_tokens")
     candidates = []
     for s in samples:
         prompt = chosen[s.prompt_index]

@@ -30,7 +30,7 @@ from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
 from prefpipe.vocab import Choice, LabelSource
-from prefpipe.world.catalog import to_world_prompt
+from prefpipe.world.catalog import to_checked_prompt, to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
 
@@ -41,13 +41,15 @@ LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "princ
 
 def label(params, store) -> dict:
     pairs = rows(read_parquet(paths.PAIRS))
-    world = {r["prompt_id"]: to_world_prompt(r) for r in rows(read_parquet(paths.PROMPTS))}
+    prompt_rows = rows(read_parquet(paths.PROMPTS))
+    world = {r["prompt_id"]: to_world_prompt(r) for r in prompt_rows}  # gold facts: embedded only
+    checks = {r["prompt_id"]: to_checked_prompt(r) for r in prompt_rows}  # what the verifier checks
     to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"], p["finished_a"],
                             p["response_b"], p["finished_b"], p["prompt"]) for p in pairs]
     judge = make_judge(params.label.critic)
     router = LabelRouter(params.label, params.seed, world, verifier=_verifier(params.label.verifier),
                          critic=_critic(params, world, judge),
-                         humans=HumanQueue(store, params.label.human, params.seed))
+                         humans=HumanQueue(store, params.label.human, params.seed), checks=checks)
     try:
         routed = router.run(to_label)
     except ValueError as err:  # a routing that the data cannot support: say which, before any write
@@ -64,6 +66,12 @@ def label(params, store) -> dict:
     report = {"labels": len(routed.labels), "preferences": len(preferences), "imported": len(imported),
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
+    report["verifier_undecided"] = routed.verifier_undecided  # verified alike: passed on
+    if routed.unverifiable:  # only then, so the embedded world's metrics keep their keys
+        report["verifier_unverifiable"] = len(routed.unverifiable)
+        log.warning("%d verifier-routed pairs have no reference answer or tests (data.answer_column, "
+                    "data.tests_column): left to label.verifier.undecided ('%s')", len(routed.unverifiable),
+                    params.label.verifier.undecided)
     report.update(agreement_report(_of(routed.labels, LabelSource.SIMULATED), "simulated_"))
     humans = _of(routed.labels, LabelSource.HUMAN)
     if humans:

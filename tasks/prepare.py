@@ -1,20 +1,24 @@
-"""Stage prepare: the prompt table (world or your data), the SFT corpus and the tokenizer.
+"""Stage prepare: the prompt table (world or your data), the SFT corpus, the tokenizer and the
+fingerprints of the models the params name (models/sources/).
 
 Run: python -m tasks.prepare   (or: dvc repro prepare)"""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pyarrow as pa
 
 from prefpipe.data.prompts_io import load_prompt_rows
+from prefpipe.models.fingerprint import fingerprint
 from prefpipe.models.formatting import prompt_text
 from prefpipe.store import Store, write_parquet
+from prefpipe.vocab import JudgeBackend
 from prefpipe.world.catalog import to_world_prompt, user_prompt_rows, world_prompt_rows
 from prefpipe.world.corpus import sft_corpus
 from prefpipe.world.tokenizer import train_tokenizer
 from tasks import paths
-from tasks._stage import StageInputError, run_stage
+from tasks._stage import StageInputError, run_stage, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -51,7 +55,20 @@ def prepare(params, store: Store) -> dict:
         write_parquet(pa.table({"prompt_id": pa.array([], pa.string())}), paths.SFT_CORPUS)
         paths.TOKENIZER.mkdir(parents=True, exist_ok=True)
         (paths.TOKENIZER / "README").write_text(f"tokenizer comes with {params.model.policy}\n")
+    write_model_sources(params)
     return metrics
+
+
+def write_model_sources(params) -> None:
+    """models/sources/<name>.json: the fingerprint of each model the params name (constant for the
+    embedded model and for none), so that a changed model folder under data/inputs/ (a dependency
+    of this stage) reruns exactly the stages that read that model."""
+    critic = params.label.critic.local.model if params.label.critic.judge == JudgeBackend.LOCAL else ""
+    sources = {paths.POLICY_SOURCE: params.model.policy, paths.REWARD_SOURCE: params.reward.model,
+               paths.CRITIC_SOURCE: critic}
+    for path, ref in sources.items():
+        write_json(path, fingerprint(ref, Path.cwd()))
+    log.info("model fingerprints -> %s", paths.MODEL_SOURCES)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.sft import response_nll, train_sft
 from tasks import paths
-from tasks._stage import is_main_process, run_stage, train_context, write_csv, write_json
+from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
 
 log = logging.getLogger("prefpipe")
 HELDOUT_NLL_EXAMPLES = 500
@@ -22,12 +22,12 @@ def sft(params, store) -> dict:
     shutil.rmtree(paths.SFT_MODEL, ignore_errors=True)
     if not params.embedded_model:
         paths.SFT_MODEL.mkdir(parents=True)
-        (paths.SFT_MODEL / EXTERNAL_POINTER).write_text(json.dumps({"model": params.model.policy}))
+        (paths.SFT_MODEL / EXTERNAL_POINTER).write_text(json.dumps(_policy_source(params), sort_keys=True))
         log.info("model.policy is %s: SFT skipped, stages use it as the SFT model",
                  params.model.policy)
         metrics = {"skipped": True}
         write_json(paths.METRICS / "sft.json", metrics)
-        write_csv(paths.PLOTS / "sft_loss.csv", [])
+        write_csv(paths.PLOTS / "sft_loss.csv", [], columns=["step", "loss"])
         return metrics
     seed_everything(params.seed)
     tokenizer = load_tokenizer(paths.TOKENIZER, params.model.prompt_format)
@@ -49,6 +49,16 @@ def sft(params, store) -> dict:
     write_json(paths.METRICS / "sft.json", metrics)
     write_csv(paths.PLOTS / "sft_loss.csv", history)
     return metrics
+
+
+def _policy_source(params) -> dict:
+    """The fingerprint prepare recorded for model.policy: in the pointer, it makes models/sft (and
+    so every stage after it) change when the model's files change."""
+    source = json.loads(paths.POLICY_SOURCE.read_text())
+    if source.get("model") != params.model.policy:
+        raise StageInputError(f"{paths.POLICY_SOURCE} is for model.policy '{source.get('model')}', not "
+                              f"'{params.model.policy}'; run the prepare stage first (dvc repro prepare)")
+    return source
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from prefpipe.train.common import seed_everything
 from prefpipe.train.dpo import reference_for, train_dpo, variant_for
 from prefpipe.train.grpo import RewardFunc, train_grpo
 from prefpipe.train.ppo import train_ppo
-from prefpipe.world.catalog import to_world_prompt
+from prefpipe.world.catalog import to_checked_prompt
 from prefpipe.world.corpus import sample_by_family
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
@@ -77,7 +77,7 @@ def frozen_reference(params: Params) -> torch.nn.Module | None:
 
 def training_prompts(params: Params) -> list[WorldPrompt]:
     train = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
-    return [to_world_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
+    return [to_checked_prompt(r) or WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {})
             for r in train]
 
 
@@ -126,15 +126,22 @@ def run_ppo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[di
     return history, {"final_beta": history[-1]["beta"]}
 
 
-def verifier_rewards(prompts: list[WorldPrompt]) -> list[RewardFunc]:
+def verifier_rewards(prompts: list[WorldPrompt], params: Params) -> list[RewardFunc]:
     """GRPO's reward functions (TRL's `reward_funcs` shape): the verifier's reward in [0, 1] of each
-    completion, stripped, against its world prompt (`prefpipe.verify.verifiers.verify`)."""
-    from prefpipe.verify.verifiers import verify
+    completion, stripped, against its prompt (`prefpipe.verify.verifiers.training_rewards`: the
+    world's fast check; your prompts' answers and tests as the label stage checks them, in the
+    sandbox of label.verifier's limits)."""
+    from prefpipe.verify.sandbox import SandboxLimits
+    from prefpipe.verify.verifiers import training_rewards
+
+    settings = params.label.verifier
+    limits = SandboxLimits(wall_s=settings.timeout_s, cpu_s=settings.cpu_s, memory_mb=settings.memory_mb)
 
     def verified(completions: list[str], prompt_index: list[int], finished: list[bool],
                  **_) -> list[float]:
-        return [verify(prompts[i], text.strip(), done)
-                for text, i, done in zip(completions, prompt_index, finished)]
+        return training_rewards([(prompts[i], text.strip(), done)
+                                 for text, i, done in zip(completions, prompt_index, finished)],
+                                limits, settings.workers)
 
     return [verified]
 
@@ -144,7 +151,8 @@ def run_grpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[d
     pool = [p for p in training_prompts(params) if p.family in grpo.categories and p.meta]
     if not pool:
         raise StageInputError(f"policy.grpo.categories {grpo.categories}: no training prompts of "
-                              "these categories with a verifier (the embedded world has arithmetic, code)")
+                              "these categories with a verifier (the embedded world has arithmetic, code; "
+                              "your own prompts need data.answer_column or data.tests_column)")
     prompts = sample_by_family(pool, PROMPT_POOL, random.Random(params.seed))
 
     policy = policy_model(params, with_value_head=False)
@@ -152,7 +160,7 @@ def run_grpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[d
              grpo.prompts_per_iteration, grpo.group_size, ", ".join(grpo.categories))
     context = train_context(params, "train_policy", [paths.PROMPTS, paths.SFT_MODEL],
                             {"grpo": grpo, "lora": params.policy.lora})
-    history = train_grpo(policy, frozen_reference(params), verifier_rewards(prompts), tokenizer,
+    history = train_grpo(policy, frozen_reference(params), verifier_rewards(prompts, params), tokenizer,
                          [p.prompt for p in prompts], grpo, params.model.n_positions, params.seed,
                          context)
     save_policy(policy.lm, tokenizer)

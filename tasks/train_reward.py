@@ -26,13 +26,16 @@ def train_reward(params, store) -> dict:
         raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
     train, val = split_by_prompt(preferences, params.reward.val_fraction, params.seed)
     if not train or not val:
+        prompts = len({r["prompt_id"] for r in preferences})
         raise StageInputError(
             f"reward.val_fraction {params.reward.val_fraction} leaves no "
-            f"{'training' if not train else 'held-out'} pairs among {len(preferences)}")
+            f"{'training' if not train else 'validation'} pairs among {len(preferences)} "
+            f"preferences on {prompts} prompts; {'lower' if not train else 'raise'} it")
     tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     model = load_reward_model(params.reward.model or paths.SFT_MODEL)
     log.info("reward model: %d train pairs, %d held-out pairs", len(train), len(val))
-    context = train_context(params, "train_reward", [paths.PREFERENCES, paths.SFT_MODEL], params.reward)
+    context = train_context(params, "train_reward", [paths.PREFERENCES, paths.SFT_MODEL,
+                                                     paths.REWARD_SOURCE], params.reward)
     history = train_reward_model(model, tokenizer, train, params.reward, params.model.n_positions,
                                  params.seed, context)
     if not is_main_process():

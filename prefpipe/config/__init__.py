@@ -1,14 +1,17 @@
 """Typed params for every stage, loaded from params.yaml."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prefpipe.config.loader import ParamsError, build, load_yaml
-from prefpipe.config.model_refs import context_length, model_problem, read_config, resolve
+from prefpipe.config.model_refs import context_length, model_problem, read_config, resolve, untracked_note
 from prefpipe.config.schema import EMBEDDED, Params
 from prefpipe.vocab import JudgeBackend
 
 __all__ = ["EMBEDDED", "Params", "ParamsError", "load_params"]
+
+log = logging.getLogger("prefpipe")
 
 
 def load_params(path: str | Path = "params.yaml", check_paths: bool = True) -> Params:
@@ -17,7 +20,8 @@ def load_params(path: str | Path = "params.yaml", check_paths: bool = True) -> P
     With `check_paths`, the files and model folders it names are checked too (relative ones against
     the params file's folder): the prompt file exists, each model is a folder with config.json,
     weights and a tokenizer (or a hub id where one is allowed), and the policy reads as many
-    positions as model.n_positions asks."""
+    positions as model.n_positions asks. A model DVC cannot track (outside data/inputs/, a hub id)
+    is logged as a warning naming its key."""
     path = Path(path)
     params = build(Params, load_yaml(path), "", str(path))
     if check_paths:
@@ -37,6 +41,9 @@ def _check_paths(params: Params, source: Path) -> None:
         problem = model_problem(ref, base, hub) if used else None
         if problem:
             raise ParamsError(f"{source}: {key}: {problem}")
+        note = untracked_note(ref, base) if used else None
+        if note:
+            log.warning("%s: %s: %s", source, key, note)
     if not params.embedded_model:
         _check_context(params, source, base)
 

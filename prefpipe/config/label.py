@@ -17,8 +17,8 @@ UNDECIDED_TARGETS = (Labeler.CRITIC.value, Labeler.HUMAN.value, Labeler.SIMULATE
 MISSING_TARGETS = (Labeler.CRITIC.value, Labeler.SIMULATED.value, SKIP)
 # Labelers that read the embedded world's hidden facts, and which: with your own prompts
 # (data.prompts not 'embedded') they have nothing to work with. The one source of these messages.
-NEEDS_WORLD = {Labeler.VERIFIER.value: "reference answers and tests",
-               Labeler.SIMULATED.value: "gold answers"}
+# (The verifier is not one: it checks your prompts by the answers or tests they carry, `needs_reference`.)
+NEEDS_WORLD = {Labeler.SIMULATED.value: "gold answers"}
 USE_INSTEAD = "'critic' (with label.critic.judge 'http' or 'local') or 'human'"
 RULE_JUDGE_NEEDS_WORLD = ("the rule judge reads the embedded world's parse of each response, which your "
                           "prompts lack; set label.critic.judge to 'http' or 'local' (an OpenAI-compatible "
@@ -28,6 +28,12 @@ RULE_JUDGE_NEEDS_WORLD = ("the rule judge reads the embedded world's parse of ea
 def needs_world(labeler: str) -> str:
     """Why `labeler` (one of NEEDS_WORLD) cannot label your own prompts."""
     return f"the {labeler} labeler needs the embedded world's {NEEDS_WORLD[labeler]}, which your prompts lack"
+
+
+def needs_reference(answer_column: str, tests_column: str) -> str:
+    """What the verifier (and GRPO's rewards) need of each of your own prompts."""
+    return (f"a reference answer (column data.answer_column: '{answer_column}') or tests (column "
+            f"data.tests_column: '{tests_column}')")
 
 
 @dataclass(frozen=True)

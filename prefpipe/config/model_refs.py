@@ -2,7 +2,8 @@
 tokenizer) or, where a hub is allowed, a hub id 'org/name'; and read a folder's context length.
 
 Relative folders resolve against the folder of the params file (the repository root for
-params.yaml, where the stages run). Each check returns a problem to report under its key, or None."""
+params.yaml, where the stages run). Each check returns a problem to report under its key, or None;
+`untracked_note` says why DVC would not see a model change (a warning, not an error)."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ NOT_WEIGHTS = ("training_args.bin", "optimizer.bin", "scheduler.bin")
 OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # Hugging Face's switches: no network at all
 # Config keys that hold the number of positions a model can read, by model family.
 POSITION_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
+INPUTS = Path("data") / "inputs"  # a dependency of the prepare stage in dvc.yaml: DVC hashes it
 
 
 def resolve(ref: str, base: Path) -> Path:
@@ -46,6 +48,20 @@ def model_problem(ref: str, base: Path, hub: bool) -> str | None:
     if not (path / "config.json").is_file():
         return f"folder '{ref}' has no config.json; is it a Hugging Face model folder?"
     return _weights_problem(ref, path) or _tokenizer_problem(ref, path)
+
+
+def untracked_note(ref: str, base: Path) -> str | None:
+    """Why `dvc repro` would not notice `ref` change, or None: the prepare stage fingerprints each
+    model (prefpipe/models/fingerprint.py), but DVC reruns it only for changes under data/inputs/."""
+    path = resolve(ref, base)
+    if not path.exists() and looks_like_hub_id(ref, base):
+        return (f"hub id '{ref}': a new revision upstream is not tracked, so `dvc repro` would not "
+                f"rerun for it; to pin it, download a snapshot under data/inputs/ (`hf download {ref} "
+                f"--local-dir data/inputs/{ref.split('/')[1]}`) and give that folder")
+    if not path.resolve().is_relative_to((base / INPUTS).resolve()):
+        return (f"'{ref}' is outside data/inputs/, so `dvc repro` does not notice when it changes; "
+                "put the model folder under data/inputs/ to have it tracked")
+    return None
 
 
 def _offline_problem(ref: str) -> str | None:

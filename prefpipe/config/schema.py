@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prefpipe.config.data import EMBEDDED, DataParams
 from prefpipe.config.knobs import knob
 from prefpipe.config.label import LabelParams
 from prefpipe.config.optim import OptimParams, RLOptimParams
 from prefpipe.vocab import DPOVariant, PromptFormat, literal
 
-EMBEDDED = "embedded"
 PromptFormatName = literal(PromptFormat)
 
 
@@ -45,19 +45,6 @@ class ModelParams:
     def validate(self) -> str | None:
         if self.n_embd % self.n_head:
             return f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-        return None
-
-
-@dataclass(frozen=True)
-class DataParams:
-    prompts: str = knob(EMBEDDED, "'embedded' (the default world) or a Parquet / JSONL / datasets folder")
-    prompt_column: str = knob("prompt", "column holding the prompt text in your data")
-    category_column: str = knob("category", "column holding the category (optional in your data)")
-    heldout_fraction: float = knob(0.2, "share of prompts kept out of training for evaluation")
-
-    def validate(self) -> str | None:
-        if not 0.0 < self.heldout_fraction < 1.0:
-            return f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}"
         return None
 
 

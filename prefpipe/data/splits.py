@@ -54,7 +54,8 @@ def check_splits(params: Params, source: str | Path) -> SplitCounts | None:
         return None
     data = params.data
     path = resolve(data.prompts, Path(source).resolve().parent)
-    rows = load_prompt_rows(path, data.prompt_column, data.category_column)
+    rows = load_prompt_rows(path, data.prompt_column, data.category_column, data.answer_column,
+                            data.tests_column)
     counts = count_splits([prompt_id(r["prompt"]) for r in rows], data.heldout_fraction,
                           params.reward.val_fraction, params.seed)
     mine = f"your {counts.prompts} prompts ({data.prompts})"

@@ -11,6 +11,10 @@ from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.world.gold import judge, prefer
 from prefpipe.world.prompts import WorldPrompt
 
+SIDES, VERDICTS = ("policy", "reference"), ("well_formed", "correct", "flaws")
+# The columns of gold_report's per-family rows (plots/eval_by_family.csv), even when there are none.
+FAMILY_COLUMNS = ("family", "prompts", "win", *(f"{s}_{v}" for s in SIDES for v in VERDICTS))
+
 
 @torch.no_grad()
 def response_logprobs(model, tokenizer, prompts: list[str], responses: list[str],
@@ -39,18 +43,17 @@ def gold_report(prompts: list[WorldPrompt], policy: list[tuple[str, bool]],
     for prompt, outcome, pol, ref in zip(prompts, outcomes, policy, reference):
         family = by_family[prompt.family]
         family["win"].append(outcome)
-        for side, (text, finished) in (("policy", pol), ("reference", ref)):
+        for side, (text, finished) in zip(SIDES, (pol, ref)):
             verdict = judge(prompt, text, finished)
-            family[f"{side}_well_formed"].append(float(verdict.well_formed))
-            family[f"{side}_correct"].append(float(verdict.correct))
-            family[f"{side}_flaws"].append(float(verdict.flaws))
+            for key in VERDICTS:
+                family[f"{side}_{key}"].append(float(getattr(verdict, key)))
     rows = []
     for name in sorted(by_family):
         values = by_family[name]
         rows.append({"family": name, "prompts": len(values["win"]),
                      **{k: sum(v) / len(v) for k, v in values.items()}})
-    for side in ("policy", "reference"):
-        for key in ("well_formed", "correct", "flaws"):
+    for side in SIDES:
+        for key in VERDICTS:
             every = [v for fam in by_family.values() for v in fam[f"{side}_{key}"]]
             report[f"{side}_{key}"] = sum(every) / len(every)
         for family in ("arithmetic", "code"):

@@ -34,6 +34,8 @@ class Routed:
     labels: list[Label] = field(default_factory=list)
     critic_judgments: list[dict] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
+    unverifiable: list[str] = field(default_factory=list)  # verifier-routed pairs with nothing to check
+    verifier_undecided: int = 0  # checkable pairs whose two responses verified alike
     human_queued: int = 0
     human_pending: int = 0
 
@@ -43,6 +45,11 @@ class LabelRouter:
     `verifier` (prefpipe.label.verifier.Verifier), `critic` (a callable pairs -> CritiqueResult),
     `humans` (prefpipe.annotate.human_queue.HumanQueue).
 
+    `world` maps prompt ids to the embedded world's prompts (gold facts; None for your own),
+    `checks` to what the verifier checks (`catalog.to_checked_prompt`; default: `world`). A
+    verifier-routed pair whose prompt has nothing to check (None) is `unverifiable` and goes to
+    `verifier.undecided`, like a pair whose responses verify alike.
+
     `steps` is the registry: one step per `Labeler`, run in `ORDER_OF_WORK`. A step labels its
     group and returns the pairs it passes on to a later labeler (verifier-undecided pairs,
     escalated pairs). A new labeler is a `Labeler` member, a step here and a place in the order.
@@ -50,8 +57,9 @@ class LabelRouter:
     routed, in their order (escalations follow it)."""
 
     def __init__(self, params, seed: int, world: Mapping[str, WorldPrompt | None], verifier=None,
-                 critic=None, humans=None):
+                 critic=None, humans=None, checks: Mapping[str, WorldPrompt | None] | None = None):
         self.params, self.seed, self.world = params, seed, world
+        self.checks = world if checks is None else checks
         self.verifier, self.critic, self.humans = verifier, critic, humans
         self.steps: dict[Labeler, Callable[[list[PairToLabel], Routed], Handoff]] = {
             Labeler.VERIFIER: self._verifier_step, Labeler.CRITIC: self._critic_step,
@@ -117,11 +125,15 @@ class LabelRouter:
     def _verify(self, pairs: list[PairToLabel], routed: Routed) -> list[PairToLabel]:
         if not pairs:
             return []
-        unknown = sorted({p.category for p in pairs if self.world.get(p.prompt_id) is None})
+        unknown = sorted({p.category for p in pairs if p.prompt_id not in self.checks})
         if unknown:
-            raise ValueError(f"categories {unknown} are routed to the verifier, but "
-                             f"{needs_world(Labeler.VERIFIER)}; route them to {USE_INSTEAD}")
-        for label in self.verifier.label(pairs, self.world):
+            raise ValueError(f"categories {unknown} are routed to the verifier, but their pairs name "
+                             "prompts missing from the prompt table; rebuild it (dvc repro prepare)")
+        routed.unverifiable += [p.pair_id for p in pairs if self.checks[p.prompt_id] is None]
+        checkable = [p for p in pairs if self.checks[p.prompt_id] is not None]
+        labels = self.verifier.label(checkable, self.checks) if checkable else []
+        routed.verifier_undecided += sum(label is None for label in labels)
+        for label in labels:
             if label is not None:
                 routed.labels.append(label)
                 routed.final[label.pair_id] = label

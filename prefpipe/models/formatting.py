@@ -52,6 +52,26 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
     return tokenizer(prompt_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
 
 
+def encode_prompt_within(tokenizer, prompt: str, max_tokens: int) -> tuple[list[int], bool]:
+    """(`encode_prompt` in at most `max_tokens` ids, whether the prompt was cut to fit).
+
+    A longer prompt loses tokens from its start (its end, where the question usually is, stays)
+    and is rendered again, so a chat template keeps its opening and its generation cue. Only when
+    the template alone is longer than `max_tokens` are the rendered ids cut from the left."""
+    if max_tokens < 1:
+        raise ValueError(f"no room for a prompt: max_tokens is {max_tokens}")
+    ids = encode_prompt(tokenizer, prompt)
+    if len(ids) <= max_tokens:
+        return ids, False
+    content = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    while content:  # re-encoding the cut text can shift a token or two: cut again until it fits
+        content = content[len(ids) - max_tokens:]
+        ids = encode_prompt(tokenizer, tokenizer.decode(content).lstrip())
+        if len(ids) <= max_tokens:
+            return ids, True
+    return ids[-max_tokens:], True
+
+
 def encode_response(tokenizer, response: str, finished: bool = True) -> list[int]:
     """Response ids with a leading space; a finished response ends in EOS."""
     ids = tokenizer(" " + response.strip(), add_special_tokens=False)["input_ids"]

@@ -1,11 +1,15 @@
 """Batched sampling of responses with the KV cache, reporting whether each one ended."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from prefpipe.models.formatting import encode_prompt
+from prefpipe.errors import ConfigError
+from prefpipe.models.formatting import encode_prompt_within
+
+log = logging.getLogger("prefpipe")
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,7 @@ class Sample:
     response: str
     finished: bool  # emitted EOS before max_new_tokens
     num_tokens: int
+    prompt_truncated: bool = False  # the prompt lost its start to fit (see `encode_prompts`)
 
 
 @dataclass(frozen=True)
@@ -54,21 +59,59 @@ def sample_token_ids(model, tokenizer, prompt_ids: list[list[int]], num_samples:
     return samples
 
 
+def model_positions(model) -> int | None:
+    """The positions `model`'s config declares (GPT-2's n_positions answers to this name too)."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def encode_prompts(tokenizer, prompts: list[str], max_length: int, max_new_tokens: int
+                   ) -> tuple[list[list[int]], list[bool]]:
+    """(prompt ids, whether each was cut): each prompt fits in `max_length` positions beside
+    `max_new_tokens` sampled ones, longer prompts keeping their end (`encode_prompt_within`)."""
+    room = max_length - max_new_tokens
+    if room < 1:
+        raise ConfigError(f"sampling.max_new_tokens {max_new_tokens} leaves no room for a prompt in "
+                          f"{max_length} positions (model.n_positions); set it below {max_length}")
+    fitted = [encode_prompt_within(tokenizer, p, room) for p in prompts]
+    return [ids for ids, _ in fitted], [cut for _, cut in fitted]
+
+
+def warn_truncated(count: int, total: int, max_length: int, max_new_tokens: int, knob: str) -> None:
+    """One warning for the `count` of `total` prompts that `encode_prompts` cut; `knob` is the
+    dotted params key of the sampler's max_new_tokens. Nothing when none was cut."""
+    if count:
+        log.warning("%d of %d prompts are longer than the %d tokens model.n_positions %d leaves "
+                    "beside %s %d: they keep their last %d tokens; raise model.n_positions (up to "
+                    "the positions the model reads) or lower %s to keep more", count, total,
+                    max_length - max_new_tokens, max_length, knob, max_new_tokens,
+                    max_length - max_new_tokens, knob)
+
+
+def truncated_prompts(samples: list[Sample]) -> int:
+    """How many distinct prompts of `samples` were cut to fit."""
+    return len({s.prompt_index for s in samples if s.prompt_truncated})
+
+
 def sample_responses(model, tokenizer, prompts: list[str], num_samples: int, sampling, seed: int,
-                     progress=None) -> list[Sample]:
-    """`num_samples` responses per prompt; each batch reseeds from `seed`, so output is stable."""
+                     progress=None, max_length: int | None = None) -> list[Sample]:
+    """`num_samples` responses per prompt; each batch reseeds from `seed`, so output is stable.
+
+    A prompt longer than `max_length` (default: the model's positions) less max_new_tokens keeps
+    its end and is marked `prompt_truncated`; callers log `warn_truncated` once."""
+    limits = [n for n in (max_length, model_positions(model)) if n]  # none known: nothing is cut
     special = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     samples: list[Sample] = []
     for start in range(0, len(prompts), sampling.batch_size):
         chunk = prompts[start: start + sampling.batch_size]
-        encoded = [encode_prompt(tokenizer, p) for p in chunk]
+        encoded, cut = encode_prompts(tokenizer, chunk, min(limits, default=1 << 30),
+                                      sampling.max_new_tokens)
         drawn = sample_token_ids(model, tokenizer, encoded, num_samples, sampling,
                                  seed * 1_000_003 + start)
         for row, sample in enumerate(drawn):
             tokens = [t for t in sample.response_ids if t not in special]
             samples.append(Sample(start + row // num_samples, row % num_samples,
                                   tokenizer.decode(tokens, skip_special_tokens=True).strip(),
-                                  sample.finished, len(tokens)))
+                                  sample.finished, len(tokens), cut[row // num_samples]))
         if progress is not None:
             progress(len(chunk))
     return samples

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from prefpipe.models.formatting import encode_prompt
+from prefpipe.models.generation import encode_prompts, warn_truncated
 from prefpipe.progress import Progress
 from prefpipe.seeds import SeedPurpose, derive_seed
 from prefpipe.train.callbacks import StepInfo, notify
@@ -121,7 +121,10 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
     if uses_itself_as_reference(policy, reference):
         log.warning("%s: no reference model and no LoRA adapters: the sampling policy is its own "
                     "reference, so the KL term only measures drift within an iteration", a.name)
-    prompt_ids = [encode_prompt(tokenizer, text) for text in prompts]
+    prompt_ids, cut = encode_prompts(tokenizer, prompts, max_length, a.sampling.max_new_tokens)
+    if runtime.is_main:
+        warn_truncated(sum(cut), len(prompts), max_length, a.sampling.max_new_tokens,
+                       f"policy.{a.name}.sampling.max_new_tokens")
     local_rows = len(runtime.shard(list(range(a.prompts_per_iteration)))) * a.samples_per_prompt
     steps_per_iteration = a.epochs * -(-local_rows // a.minibatch_size)
     disable_dropout(policy)

@@ -18,13 +18,18 @@ from prefpipe.world.content import (
     REQUEST_TEMPLATES,
 )
 
+EMBEDDED = "embedded"  # the source of the default world's prompts (a user's: their file)
+
 
 @dataclass(frozen=True)
 class WorldPrompt:
+    """A prompt with what checks it: the world's hidden facts, or (source not EMBEDDED) the
+    reference answer or tests a user's prompt file gives (`catalog.to_checked_prompt`)."""
     prompt_id: str
     family: str
     prompt: str
     meta: dict
+    source: str = EMBEDDED
 
     @property
     def meta_json(self) -> str:

@@ -147,3 +147,33 @@ def test_with_the_hub_switched_off_a_hub_id_must_be_in_the_local_cache(tmp_path,
     (tmp_path / "hub" / "models--org--cached" / "refs").mkdir()
     (tmp_path / "hub" / "models--org--cached" / "refs" / "main").write_text("0" * 40)
     assert load(tmp_path, "model: {policy: org/cached}\n").model.policy == "org/cached"
+
+
+def untracked_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING" and "dvc repro" in r.getMessage()]
+
+
+def test_a_model_outside_data_inputs_warns_that_dvc_cannot_see_it_change(tmp_path, caplog):
+    model_folder(tmp_path / "elsewhere" / "m")
+    model_folder(tmp_path / "data" / "inputs" / "rm")
+    load(tmp_path, "model: {policy: elsewhere/m}\nreward: {model: data/inputs/rm}\n")
+    warnings = untracked_warnings(caplog)
+    assert len(warnings) == 1  # the policy; the reward model lies under data/inputs/
+    assert "model.policy: 'elsewhere/m' is outside data/inputs/" in warnings[0]
+    assert "put the model folder under data/inputs/" in warnings[0]
+
+
+def test_models_under_data_inputs_and_unused_ones_give_no_warning(tmp_path, caplog):
+    model_folder(tmp_path / "data" / "inputs" / "m")
+    model_folder(tmp_path / "judge")  # outside, but the judge is the rule judge: not used
+    load(tmp_path, f"model: {{policy: {tmp_path / 'data' / 'inputs' / 'm'}}}\n"
+                   "label: {critic: {local: {model: judge}}}\n")
+    assert untracked_warnings(caplog) == []
+
+
+def test_a_hub_id_warns_that_upstream_changes_are_not_tracked(tmp_path, caplog):
+    load(tmp_path, "model: {policy: org/name}\n")
+    (warning,) = untracked_warnings(caplog)
+    assert "model.policy: hub id 'org/name'" in warning
+    assert "hf download org/name --local-dir data/inputs/name" in warning

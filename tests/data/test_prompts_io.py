@@ -1,5 +1,5 @@
 """Users' prompt files: Parquet, JSONL and datasets folders, with row-level errors (the file and
-the place: 'line N' in JSONL, 'row index N' otherwise)."""
+the place: 'line N' in JSONL, 'row index N' otherwise), and their optional reference answers and tests."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefpipe.data.prompts_io import load_prompt_rows
+from prefpipe.data.prompts_io import LONG_ANSWER, has_reference, load_prompt_rows
 from prefpipe.errors import DataError
+from prefpipe.verify.math_answer import MAX_ANSWER_CHARS
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -157,3 +158,108 @@ def test_parquet_bad_row_names_its_row_index(tmp_path):
     pq.write_table(pa.table({"prompt": ["ok", "  "]}), path)
     with pytest.raises(DataError, match=r"p\.parquet: row index 1: column 'prompt' must be non-empty"):
         load(path)
+
+
+# Optional reference answers and tests (data.answer_column, data.tests_column): what the verifier checks.
+
+def test_answers_and_tests_are_read_and_rows_without_stay_as_they_were(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"prompt": "What is 6 times 7?", "category": "math", "answer": "42"},
+        {"prompt": "Half of one?", "category": "math", "answer": 0.5},
+        {"prompt": "Ten squared?", "category": "math", "answer": 100},
+        {"prompt": "Write add(a, b).", "category": "code",
+         "tests": ["assert add(1, 2) == 3", " assert add(0, 0) == 0 "]},
+        {"prompt": "Write neg(x).", "category": "code",
+         "tests": "assert neg(1) == -1\n\n  assert neg(0) == 0\n"},
+        {"prompt": "Say hi.", "category": "chat", "answer": None, "tests": "  "},
+        {"prompt": "Say bye.", "category": "chat", "answer": "", "tests": []}])
+    assert load(path) == [
+        {"prompt": "What is 6 times 7?", "category": "math", "answer": "42"},
+        {"prompt": "Half of one?", "category": "math", "answer": "0.5"},
+        {"prompt": "Ten squared?", "category": "math", "answer": "100"},
+        {"prompt": "Write add(a, b).", "category": "code",
+         "tests": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]},
+        {"prompt": "Write neg(x).", "category": "code",
+         "tests": ["assert neg(1) == -1", "assert neg(0) == 0"]},
+        {"prompt": "Say hi.", "category": "chat"},
+        {"prompt": "Say bye.", "category": "chat"}]
+
+
+def test_other_column_names_and_empty_names_that_read_nothing(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "q", "final": 7, "answer": "ignored",
+                                               "tests": "not python ("}])
+    assert load_prompt_rows(path, "prompt", "category", "final", "") == [
+        {"prompt": "q", "category": "default", "answer": "7"}]
+    assert load_prompt_rows(path, "prompt", "category", "", "") == [{"prompt": "q", "category": "default"}]
+
+
+def test_parquet_list_column_of_tests(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"prompt": ["a", "b"], "tests": [["assert f() == 1"], None],
+                             "answer": [None, "2"]}), path)
+    assert load(path) == [{"prompt": "a", "category": "default", "tests": ["assert f() == 1"]},
+                          {"prompt": "b", "category": "default", "answer": "2"}]
+
+
+def test_a_row_with_both_answer_and_tests_names_file_line_and_columns(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "answer": "1"},
+                                               {"prompt": "b", "answer": "2", "tests": ["assert True"]}])
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: line 2: both 'answer' and 'tests' are set")
+
+
+@pytest.mark.parametrize("bad", [42, ["assert f() == 1", 3], {"t": "assert x"}, ["assert f() == 1", " "]])
+def test_tests_of_the_wrong_type_name_line_and_column(tmp_path, bad):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": "b"},
+                                               {"prompt": "c", "tests": bad}])
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: line 3: column 'tests': must be a list of Python assert")
+
+
+def test_a_test_that_is_not_python_names_line_column_and_test(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a",
+                                               "tests": "assert f(1) == 1\nassert f(2) == = 2"}])
+    with pytest.raises(DataError) as err:
+        load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: line 1: column 'tests': test 2 is not valid Python (")
+    assert "'assert f(2) == = 2'" in message
+
+
+def test_a_test_without_an_assert_could_never_fail(tmp_path):
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"prompt": ["a", "b"], "tests": [["assert f() == 1"], ["f()"]]}), path)
+    with pytest.raises(DataError, match=r"row index 1: column 'tests': test 1 has no assert statement"):
+        load(path)
+
+
+@pytest.mark.parametrize("bad", [True, [1, 2], {"x": 1}])
+def test_an_answer_that_is_not_text_or_a_number(tmp_path, bad):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "answer": bad}])
+    with pytest.raises(DataError, match="line 1: column 'answer' must be the reference final answer"):
+        load(path)
+
+
+def test_a_prompt_repeated_with_another_answer_names_both_rows(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "answer": "1"}, {"prompt": "a"}])
+    with pytest.raises(DataError, match=r"line 2: prompt 'a' is also at line 1 with other values "
+                                        r"\(answer '1' vs None\)"):
+        load(path)
+
+
+def test_long_answers_are_warned_about_and_the_limit_is_the_verifiers(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "answer": "x" * 201},
+                                               {"prompt": "b", "answer": "y" * 200}])
+    with caplog.at_level(logging.WARNING, logger="prefpipe"):
+        load(path)
+    assert "1 answer(s) in column 'answer' are over 200 characters" in caplog.text
+    assert LONG_ANSWER == MAX_ANSWER_CHARS
+
+
+def test_has_reference_counts_only_given_values():
+    assert has_reference({"answer": 0}, "answer", "tests")  # 0 is an answer
+    assert has_reference({"tests": "assert x"}, "answer", "tests")
+    assert not has_reference({"answer": " ", "tests": []}, "answer", "tests")
+    assert not has_reference({"answer": "1"}, "", "tests")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from flows.dvc_state import repro
-from tests.conftest import env_for, flow_runs, make_repo, task_runs
+from tests.conftest import Repo, env_for, flow_runs, make_repo, task_runs
 
 pytestmark = pytest.mark.slow  # real dvc and Prefect: ~2 minutes on a loaded CPU
 MESSAGE = "no training pairs: fake"
@@ -79,6 +79,20 @@ def test_a_failed_stage_ends_the_run_with_its_own_message_once(repo, prefect_ser
     log_file, url = where.removeprefix("full log: ").split(" and ")
     assert url == prefect_server.removesuffix("/api") + f"/runs/flow-run/{runs[0]['id']}"
     assert "Traceback" in Path(log_file).read_text()  # the full log keeps what the terminal doesn't
+
+
+def test_the_verdict_stays_last_when_prefect_started_a_temporary_server(repo):
+    """With no server up, Prefect starts a temporary one and, as the process exits, logs "Stopping
+    temporary server on ..." to the terminal: not after the CLI's verdict."""
+    alone = Repo(repo.path, api_url=None)
+    result = alone.prefpipe("run", "--stage", "first", "--stage", "boom", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Starting temporary server" in output, output  # the case under test
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines[-2] == f"error: boom failed: {MESSAGE}", output
+    assert lines[-1].startswith("full log: ") and " and " not in lines[-1], output  # no UI: temporary
+    assert "Stopping temporary server" not in output, output
 
 
 @pytest.mark.parametrize(("stage", "code"), [("boom", 2), ("crash", 1)])

@@ -1,6 +1,7 @@
 """The label stage (tasks/label.py) with the critic's http judge against the real loopback server:
 it reports how many answers came from the cache, flags degenerate labels, and marks as used for
-training only labels that give a preference."""
+training only labels that give a preference; your own prompts routed to the verifier are checked by
+their answers, and those without one go undecided."""
 from __future__ import annotations
 
 import json
@@ -104,3 +105,36 @@ def test_a_judge_that_always_answers_the_same_letter_is_flagged(in_tmp, caplog):
     assert any(f"critic: {PAIRS} of {PAIRS} labels (100%) pick no side" in w for w in warnings)
     assert any(f"shown first in {2 * PAIRS} of {2 * PAIRS}" in w for w in warnings)
     assert not any(pq.read_table(paths.LABELS).column("used_for_training").to_pylist())
+
+
+def test_your_prompts_with_answers_are_verified_and_those_without_go_undecided(in_tmp, caplog):
+    """Routing math -> verifier on your own prompts: the one with an answer is labelled by the
+    verifier (the right answer wins), the one without is unverifiable and goes to the critic."""
+    prompts = [{"prompt_id": "m1", "source": "mine.jsonl", "category": "math", "prompt": "What is 6 times 7?",
+                "meta": '{"answer": "42"}', "split": "train"},
+               {"prompt_id": "m2", "source": "mine.jsonl", "category": "math", "prompt": "What is 2 + 2?",
+                "meta": None, "split": "train"},
+               {"prompt_id": "g1", "source": "mine.jsonl", "category": "general", "prompt": "Hello?",
+                "meta": None, "split": "train"}]
+    sides = (("p1", "m1", "math", "The answer is 41.", "The answer is 42."),
+             ("p2", "m2", "math", f"{MARKER} 4", "5"), ("p3", "g1", "general", f"{MARKER} hi", "hey"))
+    pairs = [{"pair_id": pid, "prompt_id": prompt, "category": category, "prompt": "", "response_a": a,
+              "finished_a": True, "response_b": b, "finished_b": True}
+             for pid, prompt, category, a, b in sides]
+    paths.DATA.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(pairs), paths.PAIRS)
+    pq.write_table(pa.Table.from_pylist(prompts), paths.PROMPTS)
+    with OpenAIServer() as server:
+        http = {"base_url": server.base_url, "model": "judge-model", "cache_path": ""}
+        (in_tmp / "params.yaml").write_text(yaml.safe_dump({"label": {
+            "routing": {"math": "verifier", "default": "critic"},
+            "critic": {"judge": "http", "http": http}}}))
+        with caplog.at_level(logging.INFO, logger="prefpipe"):
+            label(load_params(in_tmp / "params.yaml", check_paths=False),
+                  Store(in_tmp / "store" / "prefpipe.duckdb"))
+    metrics = json.loads((paths.METRICS / "label.json").read_text())
+    assert metrics["count_verifier_b"] == 1 and metrics["count_verifier"] == 1
+    assert metrics["verifier_unverifiable"] == 1 and metrics["count_critic_a"] == 2
+    final = {row["pair_id"]: row["source"] for row in pq.read_table(paths.LABELS).to_pylist()}
+    assert final == {"p1": "verifier", "p2": "critic", "p3": "critic"}
+    assert "1 verifier-routed pairs have no reference answer or tests" in caplog.text

@@ -19,14 +19,14 @@ from prefpipe.config.label import (
     LabelParams,
     SimulatedParams,
 )
-from prefpipe.label.critic import RuleJudge, critique, load_constitution
+from prefpipe.label.critic import CritiqueResult, RuleJudge, critique, load_constitution
 from prefpipe.label.route import ORDER_OF_WORK, LabelRouter, labeler_for
-from prefpipe.label.types import PairToLabel
+from prefpipe.label.types import Label, PairToLabel
 from prefpipe.label.verifier import Verifier
 from prefpipe.store import Store
 from prefpipe.verify.sandbox import SandboxLimits
 from prefpipe.vocab import Labeler
-from prefpipe.world.prompts import all_prompts
+from prefpipe.world.prompts import WorldPrompt, all_prompts
 
 PROMPTS = {p.prompt: p for p in all_prompts(5)}
 ADD = PROMPTS["What is 3 plus 4?"]
@@ -84,6 +84,7 @@ def test_verifier_decides_checkable_pairs_and_hands_undecided_ones_to_the_critic
     undecided = routed.final["both-right"]
     assert undecided.source == "critic" and undecided.principle
     assert [lab.source for lab in routed.labels].count("verifier") == 2
+    assert routed.verifier_undecided == 1  # both-right: verified alike, passed on
 
 
 def test_simulated_overlap_gives_k_labels_and_a_majority():
@@ -136,10 +137,32 @@ def test_simulated_routing_needs_world_prompts():
         router(LabelParams(routing={"default": "simulated"})).run([stranger])
 
 
-def test_verifier_routing_needs_reference_answers():
+def test_verifier_routing_needs_the_prompts_in_the_table():
     stranger = PairToLabel("x", "not-in-world", "math", "4", True, "5", True, "What is 2 + 2?")
-    with pytest.raises(ValueError, match=r"\['math'\] are routed to the verifier"):
+    with pytest.raises(ValueError, match=r"\['math'\] are routed to the verifier, but their pairs name "
+                                         "prompts missing from the prompt table"):
         router(LabelParams(routing={"default": "verifier"})).run([stranger])
+
+
+def test_user_prompts_are_verified_by_what_they_carry_and_the_rest_go_undecided():
+    """Your prompts have no gold (world: None); the verifier checks those with an answer (`checks`),
+    and hands the others, as unverifiable, to verifier.undecided (here a stub critic)."""
+    half = WorldPrompt("m1", "math", "Half of one?", {"answer": "1/2"}, "mine.jsonl")
+    pairs = [PairToLabel("right", "m1", "math", "The answer is 3.", True, "\\boxed{0.5}", True),
+             PairToLabel("bare", "m2", "math", "4", True, "5", True),
+             PairToLabel("tied", "m1", "math", "The answer is 3.", True, "The answer is 4.", True)]
+    asked = []
+
+    def stub_critic(given):
+        asked.extend(p.pair_id for p in given)
+        return CritiqueResult(labels=[Label(p.pair_id, "critic", "stub", "a", 0.9) for p in given])
+
+    routed = LabelRouter(LabelParams(routing={"default": "verifier"}), 0, {"m1": None, "m2": None},
+                         verifier=Verifier(SandboxLimits(), workers=1), critic=stub_critic,
+                         checks={"m1": half, "m2": None}).run(pairs)
+    assert routed.final["right"].source == "verifier" and routed.final["right"].choice == "b"
+    assert routed.unverifiable == ["bare"] and asked == ["bare", "tied"]
+    assert routed.final["bare"].source == routed.final["tied"].source == "critic"
 
 
 def _store_with_pairs(tmp_path, pairs: list[PairToLabel]) -> Store:

@@ -13,6 +13,7 @@ from prefpipe.models.formatting import (
     apply_prompt_format,
     collate,
     encode_prompt,
+    encode_prompt_within,
     encode_response,
     prompt_text,
 )
@@ -137,3 +138,19 @@ def test_load_tokenizer_applies_the_format_and_saving_keeps_it(tokenizer, tmp_pa
     assert prompt_text(raw, "Hi?") == "Hi?"
     raw.save_pretrained(tmp_path / "raw")
     assert prompt_text(load_tokenizer(tmp_path / "raw"), "Hi?") == "Hi?"
+
+
+def test_a_long_prompt_keeps_its_end_inside_the_chat_template(tokenizer):
+    tok = _fresh(tokenizer, CHAT)
+    question = " ".join(["Pour hot water over the tea."] * 20) + " What is 3 plus 4?"
+    ids, cut = encode_prompt_within(tok, question, 24)
+    text = tok.decode(ids)
+    assert cut and len(ids) <= 24
+    assert text.startswith("<|user|>") and text.endswith("What is 3 plus 4?<|assistant|>")
+    assert encode_prompt_within(tok, "Hi?", 24) == (encode_prompt(tok, "Hi?"), False)
+
+
+def test_a_template_longer_than_the_room_is_cut_from_the_left(tokenizer):
+    tok = _fresh(tokenizer, CHAT)
+    ids, cut = encode_prompt_within(tok, "What is 3 plus 4?", 3)
+    assert cut and len(ids) == 3 and tok.decode(ids) == "tant|>"  # the end of the cue stays last

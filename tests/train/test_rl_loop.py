@@ -144,3 +144,18 @@ def test_training_imports_no_labeling_or_verifier_code():
             offenders += [f"{path.name}: {n}" for n in names
                           if n.startswith(("prefpipe.label", "prefpipe.verify"))]
     assert not offenders
+
+
+def test_rollouts_of_prompts_longer_than_the_context_keep_their_end_and_warn_once(tok, caplog):
+    long = " ".join(tiny.WORDS[i % len(tiny.WORDS)] for i in range(200))  # ~200 tokens, 64 positions
+    policy = PolicyWithValue(tiny.policy_lm(tok), with_value_head=False)
+    with caplog.at_level(logging.WARNING, logger="prefpipe"):
+        history = train_grpo(policy, tiny.policy_lm(tok).eval(),
+                             lambda completion_ids, **_: [0.0] * len(completion_ids), tok,
+                             [long, long, "yes no"], tiny.grpo_params(iterations=1), 64, 0)
+    assert len(history) == 1
+    cut = [r.message for r in caplog.records if "prompts are longer than" in r.message]
+    assert cut == ["2 of 3 prompts are longer than the 56 tokens model.n_positions 64 leaves beside "
+                   "policy.grpo.sampling.max_new_tokens 8: they keep their last 56 tokens; raise "
+                   "model.n_positions (up to the positions the model reads) or lower "
+                   "policy.grpo.sampling.max_new_tokens to keep more"]

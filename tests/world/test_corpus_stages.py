@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pyarrow as pa
@@ -37,7 +38,8 @@ def own_prompts(tmp_path, monkeypatch):
     return params, Counter(r["split"] for r in table)
 
 
-def fake_samples(model, tokenizer, prompts, num_samples, sampling, seed, progress=None):
+def fake_samples(model, tokenizer, prompts, num_samples, sampling, seed, progress=None,
+                 max_length=None):
     if progress:
         progress(len(prompts))
     return [Sample(i, j, f"answer {j} to {p}", True, 3 + j)
@@ -99,3 +101,37 @@ def test_a_count_within_the_prompts_is_not_capped(own_prompts, no_models, tmp_pa
     metrics = json.loads((paths.METRICS / "evaluate.json").read_text())
     assert (metrics["prompts_requested"], metrics["prompts"], metrics["distinct_prompts"]) == (10, 10, 10)
     assert "Held-out prompts: 10\n" in paths.REPORT.read_text()
+
+
+@pytest.mark.parametrize("stage, run, split", [(tasks.generate, tasks.generate.generate, "train"),
+                                               (tasks.evaluate, tasks.evaluate.evaluate, "heldout")])
+def test_prompts_cut_to_fit_the_context_are_one_warning_naming_the_knob(
+        own_prompts, no_models, tmp_path, caplog, monkeypatch, stage, run, split):
+    params, splits = own_prompts
+
+    def every_other_prompt_cut(*args, max_length=None, **kwargs):
+        assert max_length == params.model.n_positions
+        return [replace(s, prompt_truncated=s.prompt_index % 2 == 0)
+                for s in fake_samples(*args, **kwargs)]
+
+    monkeypatch.setattr(stage, "sample_responses", every_other_prompt_cut)
+    with caplog.at_level(logging.INFO, logger="prefpipe"):
+        run(params, Store(tmp_path / "store" / "prefpipe.duckdb"))
+    cut = [r.message for r in caplog.records if "prompts are longer than" in r.message]
+    total = splits[split]
+    assert len(cut) == 1 and cut[0].startswith(f"{(total + 1) // 2} of {total} prompts")
+    assert f"lower {stage.__name__.split('.')[-1]}.sampling.max_new_tokens" in cut[0]
+
+
+def test_evaluate_without_gold_writes_the_family_plot_header_not_an_empty_file(
+        own_prompts, no_models, tmp_path, caplog):
+    """A zero-byte plot file makes `dvc repro` warn "'plots/eval_by_family.csv' is empty." on
+    every run; the header alone does not."""
+    params, _ = own_prompts
+    with caplog.at_level(logging.INFO, logger="prefpipe"):
+        tasks.evaluate.evaluate(params, Store(tmp_path / "store" / "prefpipe.duckdb"))
+    header = (paths.PLOTS / "eval_by_family.csv").read_text()
+    assert header == "family,prompts,win," + ",".join(
+        f"{side}_{key}" for side in ("policy", "reference")
+        for key in ("well_formed", "correct", "flaws")) + "\n"
+    assert "held-out prompts carry no gold facts" in caplog.text

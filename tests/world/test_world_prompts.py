@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from prefpipe.world.catalog import to_world_prompt, user_prompt_rows, world_prompt_rows
+from prefpipe.world.catalog import to_checked_prompt, to_world_prompt, user_prompt_rows, world_prompt_rows
 from prefpipe.world.content import BENIGN_REQUESTS, CODE_TASKS, EXPLAIN_TOPICS, HARMFUL_REQUESTS
-from prefpipe.world.prompts import all_prompts, prompt_id, split_prompts
+from prefpipe.world.prompts import EMBEDDED, WorldPrompt, all_prompts, prompt_id, split_prompts
 
 
 @pytest.mark.parametrize("max_operand", [1, 5, 20])
@@ -87,3 +87,23 @@ def test_user_rows_have_no_gold_and_stable_split():
     assert all(r["meta"] is None and to_world_prompt(r) is None for r in out)
     share = sum(r["split"] == "heldout" for r in out) / len(out)
     assert 0.15 < share < 0.35
+
+
+def test_user_rows_carry_their_answer_or_tests_as_meta_but_no_gold():
+    rows = [{"prompt": "What is 6 times 7?", "category": "math", "answer": "42"},
+            {"prompt": "Write add(a, b).", "category": "code", "tests": ["assert add(1, 2) == 3"]},
+            {"prompt": "Say hi.", "category": "chat"}]
+    math, code, chat = user_prompt_rows(rows, "mine.jsonl", 0.25, seed=0)
+    assert math["meta"] == '{"answer": "42"}' and code["meta"] == '{"tests": ["assert add(1, 2) == 3"]}'
+    assert chat["meta"] is None and to_checked_prompt(chat) is None
+    assert [to_world_prompt(r) for r in (math, code, chat)] == [None, None, None]  # gold is the world's
+    assert to_checked_prompt(math) == WorldPrompt(prompt_id("What is 6 times 7?"), "math",
+                                                  "What is 6 times 7?", {"answer": "42"}, "mine.jsonl")
+    assert to_checked_prompt(code).meta == {"tests": ["assert add(1, 2) == 3"]}
+    assert to_checked_prompt(code).source == "mine.jsonl"
+
+
+def test_world_rows_are_checked_as_the_world_prompts_they_are():
+    rows = world_prompt_rows(2, 0.2, seed=0)
+    assert all(to_checked_prompt(r) == to_world_prompt(r) for r in rows[::11])
+    assert {to_checked_prompt(r).source for r in rows[::11]} == {EMBEDDED}
