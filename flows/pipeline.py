@@ -4,6 +4,8 @@ Running stages through DVC keeps dvc.lock current, so after a Prefect run `dvc r
 to do, and a failed run's next attempt starts at the stage that failed (the ones before it are
 up to date and skipped). What the flow does around a stage (e.g. wait for annotators) is declared
 on the stage in dvc.yaml (`meta: {after: HOOK}`, flows/hooks.py); the flow knows no stage by name.
+Every run, failed ones too, leaves Prefect artifacts: the headline metrics, the evaluation report and
+the verdicts of any metrics file that has them (metrics/gates.json), from the stages it ran.
 
 Importing this module imports Prefect, which reads PREFECT_HOME then: entry points set the
 environment first (flows.env.prepare_environment). Run: prefpipe run"""
@@ -24,7 +26,10 @@ from flows.hooks import AFTER_HOOKS, check_hooks
 from prefpipe.config import Params, load_params
 from prefpipe.data.preflight import check_against_data
 from prefpipe.errors import ConfigError, PrefpipeError
+from prefpipe.evaluate.gates import verdicts_markdown
 from prefpipe.evaluate.headline import artifact_keys
+
+REPORT = "reports/evaluation.md"  # the evaluation report, shown as an artifact when there is one
 
 
 class StageFailed(PrefpipeError, RuntimeError):
@@ -48,10 +53,12 @@ def run_stage(stage: str, force: bool = False) -> str:
     return result.outcome
 
 
-def collect_metrics(root: Path = ROOT) -> dict[str, dict]:
+def collect_metrics(root: Path = ROOT, only: set[str] | None = None) -> dict[str, dict]:
+    """metrics/*.json by stem: all of them, or those whose path (e.g. "metrics/gates.json") is in `only`."""
     metrics = {}
     for path in sorted((root / "metrics").glob("*.json")):
-        metrics[path.stem] = json.loads(path.read_text())
+        if only is None or path.relative_to(root).as_posix() in only:
+            metrics[path.stem] = json.loads(path.read_text())
     return metrics
 
 
@@ -63,6 +70,35 @@ def summary_rows(metrics: dict[str, dict]) -> list[dict]:
             if key in values:
                 rows.append({"stage": stage, "metric": key, "value": round(values[key], 4)})
     return rows
+
+
+def publish(metrics: dict[str, dict], report: Path | None) -> None:
+    """The run's Prefect artifacts: the headline metrics' table, the evaluation report, and a markdown
+    table of every metrics file that holds a `verdicts` mapping (a stage's pass/fail checks, e.g.
+    metrics/gates.json), so the UI shows why a run failed."""
+    rows = summary_rows(metrics)
+    if rows:
+        create_table_artifact(key="prefpipe-summary", table=rows,
+                              description="Key metrics of this run (metrics/*.json)")
+    if report is not None and report.exists():
+        create_markdown_artifact(key="prefpipe-report", markdown=report.read_text(),
+                                 description="Evaluation report")
+    for stem, values in metrics.items():
+        if isinstance(values.get("verdicts"), dict):
+            create_markdown_artifact(key="prefpipe-" + stem.lower().replace("_", "-"),
+                                     markdown=verdicts_markdown(values, title=stem),
+                                     description=f"Verdicts of metrics/{stem}.json")
+
+
+def publish_after_failure(done: list[Stage]) -> None:
+    """A failed run's artifacts, from the outputs of the stages this run finished or was running when
+    it failed (a stage may write its verdicts before failing on them); stale files of stages it
+    never reached stay out. An artifact that cannot be created must not hide the stage's error."""
+    outs = {out for stage in done for out in stage.outs}
+    try:
+        publish(collect_metrics(ROOT, outs), ROOT / REPORT if REPORT in outs else None)
+    except Exception as err:  # the stage's failure is the one to report
+        get_run_logger().warning("could not create the failed run's artifacts: %r", err)
 
 
 def plan(only: list[str] | None = None) -> tuple[Params, list[Stage]]:
@@ -86,20 +122,19 @@ def pipeline(only: list[str] | None = None, force: bool = False) -> dict[str, di
     retrying = run_stage.with_options(retries=params.orchestration.retries,
                                       retry_delay_seconds=params.orchestration.retry_delay_seconds)
     outcomes = {}
-    for stage in stages:
-        outcomes[stage.name] = retrying(stage.name, force=force)
-        if stage.after is not None:
-            hook = AFTER_HOOKS[stage.after]
-            rerun = partial(retrying, stage.name, force=True)
-            outcomes[stage.name] = hook(stage, params, rerun, ROOT) or outcomes[stage.name]
+    done: list[Stage] = []  # finished, or running when the run failed
+    try:
+        for stage in stages:
+            done.append(stage)
+            outcomes[stage.name] = retrying(stage.name, force=force)
+            if stage.after is not None:
+                hook = AFTER_HOOKS[stage.after]
+                rerun = partial(retrying, stage.name, force=True)
+                outcomes[stage.name] = hook(stage, params, rerun, ROOT) or outcomes[stage.name]
+    except Exception:  # a failed stage (StageFailed) or hook; a signal (BaseException) just stops
+        publish_after_failure(done)
+        raise
     metrics = collect_metrics()
-    rows = summary_rows(metrics)
-    if rows:
-        create_table_artifact(key="prefpipe-summary", table=rows,
-                              description="Key metrics of this run (metrics/*.json)")
-    report = ROOT / "reports" / "evaluation.md"
-    if report.exists():
-        create_markdown_artifact(key="prefpipe-report", markdown=report.read_text(),
-                                 description="Evaluation report")
+    publish(metrics, ROOT / REPORT)
     get_run_logger().info("stages: %s", outcomes)
     return metrics

@@ -25,6 +25,7 @@ class SeedPurpose(Enum):
     ROLLOUT_PROMPTS = (1_000_003, (1,), 0)    # indices: iteration
     ROLLOUT_SAMPLING = (7_000_003, (97, 1), 0)  # indices: iteration, process rank
     EVALUATION = (1, (), 1)                   # no indices: held-out prompts and sampling
+    PASS_AT_K = (3, (), 2)                    # no indices: evaluate's k samples per verifiable prompt
 
 
 def derive_seed(seed: int, purpose: SeedPurpose, *indices: int) -> int:

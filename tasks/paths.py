@@ -26,3 +26,4 @@ REWARD_SOURCE = MODEL_SOURCES / "reward.json"   # reward.model
 CRITIC_SOURCE = MODEL_SOURCES / "critic.json"   # label.critic.local.model, when the judge is local
 
 REPORT = REPORTS / "evaluation.md"
+HTML_REPORT = REPORTS / "evaluation.html"

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import flow_runs, make_repo, task_runs
 
 pytestmark = pytest.mark.slow
-STAGES = ["prepare", "sft", "generate", "label", "train_reward", "train_policy", "evaluate"]
+STAGES = ["prepare", "sft", "generate", "label", "train_reward", "train_policy", "evaluate", "gate"]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_changing_a_policy_param_reruns_only_policy_and_evaluate(ran_repo):
     ran_repo.set_params({"policy": {"dpo": {"beta": 0.2}}})
     repro = ran_repo.dvc("repro")
     ran = [s for s in STAGES if f"Running stage '{s}'" in repro.stdout]
-    assert ran == ["train_policy", "evaluate"], repro.stdout
+    assert ran == ["train_policy", "evaluate", "gate"], repro.stdout
     assert "up to date" in ran_repo.dvc("status").stdout
 
 

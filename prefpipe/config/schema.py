@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from prefpipe.config.data import EMBEDDED, DataParams
+from prefpipe.config.evaluate import EvaluateParams
 from prefpipe.config.knobs import knob
 from prefpipe.config.label import LabelParams
 from prefpipe.config.optim import OptimParams, RLOptimParams
+from prefpipe.config.sampling import SamplingParams
 from prefpipe.vocab import DPOVariant, PromptFormat, literal
 
 PromptFormatName = literal(PromptFormat)
@@ -73,22 +75,6 @@ def _dropout_problem(dropout: float | None) -> str | None:
     if dropout is not None and not 0.0 <= dropout < 1.0:
         return f"dropout must be null or in [0, 1), got {dropout}"
     return None
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = knob(1.0, "sampling temperature")
-    top_k: int = knob(0, "top-k sampling (0 = off)")
-    top_p: float = knob(1.0, "nucleus sampling mass (1.0 = off)")
-    max_new_tokens: int = knob(48, "response length cap; unfinished responses count as malformed")
-    batch_size: int = knob(64, "prompts per generation batch (KV cache on)")
-
-    def validate(self) -> str | None:
-        if self.temperature <= 0:
-            return f"temperature must be > 0, got {self.temperature}"
-        if not 0.0 < self.top_p <= 1.0:
-            return f"top_p must be in (0, 1], got {self.top_p}"
-        return "max_new_tokens must be >= 1" if self.max_new_tokens < 1 else None
 
 
 @dataclass(frozen=True)
@@ -240,12 +226,6 @@ class SFTParams:
 
     def validate(self) -> str | None:
         return _dropout_problem(self.dropout)
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    prompts: int = knob(600, "held-out prompts to evaluate on")
-    sampling: SamplingParams = field(default_factory=SamplingParams)
 
 
 @dataclass(frozen=True)

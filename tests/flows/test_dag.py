@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_repo_dvc_yaml_order_and_upstreams():
     stages = load_stages(REPO / "dvc.yaml")
     assert [s.name for s in stages] == ["prepare", "sft", "generate", "label", "train_reward",
-                                        "train_policy", "evaluate"]
+                                        "train_policy", "evaluate", "gate"]
     upstream = {s.name: set(s.upstream) for s in stages}
     assert upstream == {
         "prepare": set(),
@@ -23,6 +23,7 @@ def test_repo_dvc_yaml_order_and_upstreams():
         "train_reward": {"prepare", "sft", "label"},
         "train_policy": {"prepare", "sft", "label", "train_reward"},
         "evaluate": {"prepare", "sft", "train_reward", "train_policy"},
+        "gate": {"evaluate"},
     }
     by_name = {s.name: s for s in stages}
     assert by_name["label"].cmd == "sh tasks/python -m tasks.label"
