@@ -149,3 +149,19 @@ def test_the_users_model_is_tracked(walked):
     repo, _ = walked
     pointer = json.loads((repo.path / "models" / "sources" / "policy.json").read_text())
     assert pointer["model"] == "data/inputs/my-model" and len(pointer["sha256"]) == 64
+
+
+def test_the_report_gives_a_critic_judged_and_a_length_controlled_win_rate(walked):
+    """No gold on your prompts: the critic (the http judge, both orders) judges policy vs SFT, and
+    the length-controlled rate comes from its outcomes; the gates ran and wrote their verdicts."""
+    repo, _ = walked
+    evaluated = metrics(repo, "evaluate")
+    assert "win_rate" not in evaluated  # no gold
+    for key in ("judge_win_rate", "lc_win_rate"):
+        assert 0.0 <= evaluated[f"{key}_low"] <= evaluated[key] <= evaluated[f"{key}_high"] <= 1.0
+    judged = evaluated["judge_wins"] + evaluated["judge_ties"] + evaluated["judge_losses"]
+    assert judged == evaluated["prompts"]
+    gates = json.loads((repo.path / "metrics" / "gates.json").read_text())
+    assert gates["verdicts"]["win_rate_low"]["status"] == "skipped" and gates["passed"] is True
+    html = (repo.path / "reports" / "evaluation.html").read_text()
+    assert "critic" in html.lower() or "judge" in html.lower()
