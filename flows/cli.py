@@ -1,4 +1,4 @@
-"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params.
+"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params, report.
 
 Every `PrefpipeError` (bad params, data, store, labeler...) or missing file ends the command with
 one line on stderr and exit code 2; `prefpipe --debug ...` shows its traceback too. Prefect is
@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
 from flows.label_cli import add_label_commands
+from flows.report_cli import add_report_command
 from prefpipe.errors import ConfigError, PrefpipeError
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--file", default="params.yaml")
     params.set_defaults(func=cmd_params)
     add_label_commands(sub)
+    add_report_command(sub)
     return parser
 
 

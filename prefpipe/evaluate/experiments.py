@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prefpipe.evaluate.headline import ALGORITHMS_TABLE, HEADLINES, LABELING_TABLE, Headline, view
 
-METRIC_FILES = tuple(dict.fromkeys(h.file for h in HEADLINES.values()))  # the files headlines read
+METRIC_FILES = (*dict.fromkeys(h.file for h in HEADLINES.values()), "gates")  # + the verdicts
 
 
 def collect(name: str, into: Path, root: Path = Path(".")) -> Path:
