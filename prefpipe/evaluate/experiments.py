@@ -15,14 +15,15 @@ from pathlib import Path
 
 from prefpipe.evaluate.headline import ALGORITHMS_TABLE, HEADLINES, LABELING_TABLE, Headline, view
 
-METRIC_FILES = (*dict.fromkeys(h.file for h in HEADLINES.values()), "gates")  # + the verdicts
+METRIC_FILES = tuple(dict.fromkeys(h.file for h in HEADLINES.values()))  # the files headlines read
+COLLECTED = (*METRIC_FILES, "gates")  # what `collect` copies: those and the gates' verdicts
 
 
 def collect(name: str, into: Path, root: Path = Path(".")) -> Path:
     """Copy the workspace's metrics (as `dvc metrics show` reads them) and policy curve."""
     target = into / name
     target.mkdir(parents=True, exist_ok=True)
-    for stem in METRIC_FILES:
+    for stem in COLLECTED:
         source = root / "metrics" / f"{stem}.json"
         if source.exists():
             shutil.copy(source, target / source.name)
