@@ -10,7 +10,7 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup browser run test lint lock bench clean
+.PHONY: setup browser sandbox run test lint lock bench clean
 
 setup: $(STAMP)
 
@@ -29,10 +29,17 @@ browser:
 	  chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }; }; } \
 	  || echo "warning: no chromium; the browser tests will fail: apt-get install chromium" >&2
 
-run: setup
+# The code verifier confines each candidate with bubblewrap (kernel namespaces); installed when
+# missing and we may (root), else the verifier falls back to its own layers and says so.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq --no-install-recommends \
+	  bubblewrap >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap; }; }; } \
+	  || echo "warning: no bubblewrap; the code verifier falls back to its weaker layers: apt-get install bubblewrap" >&2
+
+run: setup sandbox
 	$(BIN)/prefpipe run
 
-test: setup browser
+test: setup browser sandbox
 	$(BIN)/python -m pytest -q -rs
 
 lint: setup
