@@ -40,8 +40,10 @@ def main() -> None:
                                             f"{critic['http_warm_cache']['requests']} requests"),
         ("verifier, math", f"{verifiers['math_checks_per_s']:,.0f} checks/s"),
         ("verifier, code in the sandbox", f"{verifiers['sandboxed_code_checks_per_s']:,.1f} checks/s "
-                                          f"({args.workers} workers, "
+                                          f"({verifiers['sandbox']}, {args.workers} workers, "
                                           f"{1000 * verifiers['sandbox_mean_wall_s']:.0f} ms each)"),
+        ("sandbox start-up, trivial run (median)",
+         ", ".join(f"{mode} {ms:.0f} ms" for mode, ms in verifiers["startup_median_ms"].items())),
         (f"annotation app, {app['annotators']} annotators",
          f"submit median {app['median_ms']:.0f} ms, p95 {app['p95_ms']:.0f} ms, "
          f"{app['submits_per_s']:.1f} submits/s, {app['labels_stored']} labels stored"),

@@ -47,7 +47,8 @@ def label(params, store) -> dict:
     to_label = [PairToLabel(p["pair_id"], p["prompt_id"], p["category"], p["response_a"], p["finished_a"],
                             p["response_b"], p["finished_b"], p["prompt"]) for p in pairs]
     judge = make_judge(params.label.critic)
-    router = LabelRouter(params.label, params.seed, world, verifier=_verifier(params.label.verifier),
+    verifier = _verifier(params.label.verifier)
+    router = LabelRouter(params.label, params.seed, world, verifier=verifier,
                          critic=_critic(params, world, judge),
                          humans=HumanQueue(store, params.label.human, params.seed), checks=checks)
     try:
@@ -67,6 +68,7 @@ def label(params, store) -> dict:
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
     report["verifier_undecided"] = routed.verifier_undecided  # verified alike: passed on
+    report["verifier_sandbox"] = verifier.sandbox  # "bubblewrap", or the weaker fallback layers
     if routed.unverifiable:  # only then, so the embedded world's metrics keep their keys
         report["verifier_unverifiable"] = len(routed.unverifiable)
         log.warning("%d verifier-routed pairs have no reference answer or tests (data.answer_column, "
@@ -123,7 +125,8 @@ def _imported(params, store) -> list[dict]:
         column = spec.category_column or None
         try:
             report, preferences = import_for_training(store, spec.path, spec.format, spec.source, column,
-                                                      params.seed)
+                                                      params.seed,
+                                                      max_chars=params.label.importing.max_chars)
         except DataError as err:
             raise StageInputError(f"label.imports: {err}") from err
         rows += preferences

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prefpipe.label.types import Label, PairToLabel
-from prefpipe.verify.sandbox import SandboxLimits
+from prefpipe.verify.sandbox import SandboxLimits, isolation
 from prefpipe.verify.verifiers import checked_rewards
 from prefpipe.world.prompts import WorldPrompt
 
@@ -17,6 +17,11 @@ class Verifier:
 
     def __init__(self, limits: SandboxLimits, workers: int) -> None:
         self.limits, self.workers = limits, workers
+
+    @property
+    def sandbox(self) -> str:
+        """How code is confined: "bubblewrap", or "rlimits+audit-hook" where bubblewrap does not work."""
+        return isolation(self.limits)
 
     def rewards(self, items: Sequence[tuple[WorldPrompt, str, bool]]) -> list[float]:
         """Reward in [0, 1] per (prompt, response, finished); unfinished responses get 0."""

@@ -1,40 +1,59 @@
 """Run untrusted Python against assert-statement tests in a sandboxed subprocess.
 
 Each run gets a fresh interpreter (``python -I -S -B``: isolated mode, no site-packages, no
-bytecode writes) started in a new session, fed the candidate and the tests on stdin. The harness in
-that child confines itself before the candidate's first line runs. Layers, and what each stops:
+bytecode writes) started in a new session, fed the candidate and the tests on stdin. Its isolation
+comes from the kernel through bubblewrap where that works here (probed once with a real run); the
+harness in the child then confines itself further before the candidate's first line runs. Layers,
+and what each stops:
 
-1. Fresh temp dir as cwd, deleted afterwards; a minimal environment (PATH, LANG, HOME, TMPDIR):
-   the parent's environment variables are never inherited.
+0. bubblewrap (`sandbox_bwrap`): user, pid, mount, network, IPC and UTS namespaces of its own,
+   ``--die-with-parent``, ``--new-session``. The candidate sees only its own processes in a fresh
+   /proc, no network, and of the host's files only /usr, /lib*, the interpreter's prefix and the
+   loader's cache, read-only: the host's temp dir, /dev/shm, /work, /root and the store are not
+   there, so no path and no directory descriptor reaches them. Its only writable place is a private
+   tmpfs (its cwd) capped at `max_disk_bytes` for all its files together, gone with the run.
+1. A minimal environment (PATH, LANG, HOME, TMPDIR): the parent's environment variables are never
+   inherited. Without bubblewrap: a fresh temp dir on the host as cwd, deleted afterwards.
 2. Kernel resource limits: RLIMIT_AS (memory hog -> MemoryError), RLIMIT_CPU (busy loop -> killed),
    RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE=0, RLIMIT_NPROC (fork bomb -> EAGAIN).
 3. A wall-clock deadline in the parent: past it the whole process group is SIGKILLed (sleepers,
-   blocked reads); the group is also killed after every normal exit.
+   blocked reads); the group is also killed after every normal exit. With bubblewrap that kills
+   bwrap, and its pid namespace dies with it: every process the candidate started goes too.
 4. When run as root: an unprivileged uid of its own per concurrent run (SANDBOX_UID_BASE + slot,
-   exclusive across processes through a lock file) and a temp dir chowned to it. Root ignores
-   RLIMIT_NPROC, so this is what makes the fork limit real; file permissions stop writes outside
-   the temp dir and reads of root's files (/proc/<parent>/environ). With max_processes > 1 the
+   exclusive across processes through a lock file); with bubblewrap, bwrap itself runs as that uid.
+   Root ignores RLIMIT_NPROC, so this is what makes the fork limit real; file permissions stop
+   writes to root's files and reads of them (/proc/<parent>/environ). With max_processes > 1 the
    parent also runs ``kill -9 -1`` as that uid, which reaches children that left the group (setsid).
-5. A network namespace of its own (``unshare(CLONE_NEWNET)``; unprivileged: with CLONE_NEWUSER):
-   only a loopback that is down, so no connection leaves the sandbox. Skipped if not permitted.
-6. A ``sys.addaudithook`` hook that blocks process creation (fork, exec, system, spawn, Popen),
-   socket connect/bind/send, ctypes, writes and renames outside the temp dir, and other processes'
-   /proc entries. A blocked attempt is reported at once and voids the run (status "blocked").
+5. Without bubblewrap: a network namespace of its own (``unshare(CLONE_NEWNET)``; unprivileged:
+   with CLONE_NEWUSER): only a loopback that is down. Skipped if not permitted.
+6. Defence in depth: a ``sys.addaudithook`` hook that blocks process creation (fork, exec, system,
+   spawn, Popen), socket connect/bind/send, ctypes, writes and renames outside its directory, and
+   other processes' /proc entries. A blocked attempt is reported at once and voids the run (status
+   "blocked").
+
+Where bubblewrap is missing or cannot create namespaces (not root and no unprivileged user
+namespaces), layers 1-6 run alone: a warning says so once in the log, `isolation` reports it (the
+label stage's metric ``verifier_sandbox``), and then the audit hook is all that stands between the
+candidate and world-writable or world-readable host files: directory descriptors (``dir_fd``) and a
+PathLike with a changing ``__fspath__`` get past its path checks, so writes to /tmp and /dev/shm,
+reads of other processes' /proc/<pid>/cmdline and of any world-readable file succeed, and disk use
+is bounded only per file (RLIMIT_FSIZE). `SandboxLimits.bubblewrap=False` forces that path (tests).
 
 Forging a pass: tests of the form ``assert EXPR == LITERAL`` are judged in the parent: the child is
 only sent EXPR, returns its value (plain data only, as ``repr``), and the parent compares it with
 the LITERAL the child never saw; so a candidate that exits early, prints or writes fake result
 lines, or returns an always-equal object cannot pass without producing the right values. Other
 statements are judged in the child and reported with a per-run nonce; a forged or duplicate line
-voids the run. NOT covered: the audit hook is best-effort (CPython's docs say hooks are no
-sandbox; a PathLike with a changing ``__fspath__`` or a ``dir_fd`` defeats its path checks, where
-layers 2-5 still hold); a candidate that digs the nonce out of harness memory can forge
-non-literal statement tests; disk use inside the temp dir is bounded only per file (RLIMIT_FSIZE);
-not root and without user namespaces, layers 4-5 are absent and writes are stopped only by the hook.
+voids the run. NOT covered, even with bubblewrap: a candidate that digs the nonce out of harness
+memory can forge non-literal statement tests; the tmpfs caps bytes, not inodes, so empty files are
+bounded only by the wall clock (kernel memory, freed with the run); everything under /usr is
+readable; CPU and memory are per-process rlimits, not a cgroup; there is no seccomp filter, so a
+kernel exploit escapes the namespaces.
 
-This module starts the child and keeps the parent's side (layers 1 and 3, the job cache);
-`sandbox_child` is the harness that confines the child (layers 2, 5, 6), `sandbox_uids` holds
-layer 4 and `sandbox_verdict` turns the child's result lines into a score.
+This module starts the child and keeps the parent's side (layers 1 and 3, the job cache, the
+probe); `sandbox_bwrap` builds layer 0's command line, `sandbox_child` is the harness that confines
+the child (layers 2, 5, 6), `sandbox_uids` holds layer 4 and `sandbox_verdict` turns the child's
+result lines into a score.
 """
 from __future__ import annotations
 
@@ -42,6 +61,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import os
 import secrets
 import selectors
@@ -55,11 +75,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from prefpipe.verify.sandbox_bwrap import SANDBOX_DIR, bwrap_command, bwrap_path
 from prefpipe.verify.sandbox_child import harness_main
 from prefpipe.verify.sandbox_uids import SANDBOX_UID_BASE, UID_SLOTS, kill_uid
 from prefpipe.verify.sandbox_verdict import MAX_RESULT_BYTES, SandboxResult, score, split_test
 
 _CACHE_LIMIT = 100_000
+BUBBLEWRAP, FALLBACK = "bubblewrap", "rlimits+audit-hook"  # what `isolation` reports
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,8 @@ class SandboxLimits:
     max_output_bytes: int = 16_384  # stdout+stderr tail kept in `detail`; the rest is read and dropped
     max_file_bytes: int = 1 << 20  # RLIMIT_FSIZE: largest file the candidate may write
     max_open_files: int = 64  # RLIMIT_NOFILE
+    max_disk_bytes: int = 16 << 20  # bubblewrap: size of its tmpfs, all its files together (+ inodes)
+    bubblewrap: bool = True  # False: layers 1-6 only, as where bubblewrap does not work (tests)
 
 
 def run_tests(code: str, tests: Sequence[str], limits: SandboxLimits) -> SandboxResult:
@@ -104,6 +129,15 @@ def run_many(jobs: Sequence[tuple[str, Sequence[str]]], limits: SandboxLimits, w
     return [done[key] if key in done else _CACHE[key] for key in keys]
 
 
+def isolation(limits: SandboxLimits) -> str:
+    """BUBBLEWRAP when runs with `limits` are confined by bubblewrap, else FALLBACK: asked not to,
+    or bubblewrap does not work here (probed once with a real run; the log then says so, once)."""
+    if not limits.bubblewrap:
+        return FALLBACK
+    with _PROBE_LOCK:
+        return BUBBLEWRAP if _bubblewrap_works() else FALLBACK
+
+
 def clear_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
@@ -111,6 +145,9 @@ def clear_cache() -> None:
 
 _CACHE: dict[str, SandboxResult] = {}
 _CACHE_LOCK = threading.Lock()
+_PROBE_LOCK = threading.Lock()
+_PROBE_CODE = "import math, fractions, json, collections, itertools, functools, re"
+_PROBE_TESTS = ["assert math.isqrt(16) == 4", "assert str(fractions.Fraction(1, 2)) == '1/2'"]
 
 
 def _job_key(code: str, tests: Sequence[str], limits: SandboxLimits) -> str:
@@ -119,27 +156,35 @@ def _job_key(code: str, tests: Sequence[str], limits: SandboxLimits) -> str:
 
 
 def _run(code: str, tests: list[str], limits: SandboxLimits, audit: bool,
-         interpreter: str | None = None) -> SandboxResult:
-    """One sandboxed run; `audit=False` (tests only) leaves out layer 6 to check the others alone."""
+         interpreter: str | None = None, kernel: bool | None = None) -> SandboxResult:
+    """One sandboxed run; `audit=False` (tests only) leaves out layer 6 to check the others alone;
+    `kernel` (the probes) says whether to use bubblewrap, else `isolation(limits)` does."""
     split = [split_test(test) for test in tests]
     child_tests = [["expr", s[0]] if s else ["stmt", t] for s, t in zip(split, tests)]
     nonce = secrets.token_hex(16)
-    root = os.geteuid() == 0
-    slot = UID_SLOTS.acquire() if root else None
-    workdir = tempfile.mkdtemp(prefix="prefpipe-sandbox-")
+    bwrap = isolation(limits) == BUBBLEWRAP if kernel is None else kernel
+    exe = interpreter or _interpreter()
+    slot = UID_SLOTS.acquire() if os.geteuid() == 0 else None
+    workdir = None if bwrap else tempfile.mkdtemp(prefix="prefpipe-sandbox-")
     read_end, write_end = os.pipe()
     start = time.perf_counter()
     try:
-        if slot is not None:
+        if slot is not None and workdir:
             os.chown(workdir, slot.uid, slot.uid)
-        payload = {"code": code, "tests": child_tests, "nonce": nonce, "fd": write_end, "tmp": workdir,
-                   "uid": slot.uid if slot else None, "audit": audit,
-                   "limits": {**asdict(limits), "cpu_s": max(1, int(-(-limits.cpu_s // 1)))}}
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir}
+        home = SANDBOX_DIR if bwrap else workdir
+        payload = {"code": code, "tests": child_tests, "nonce": nonce, "fd": write_end, "tmp": home,
+                   "uid": None if bwrap or slot is None else slot.uid, "unshare": not bwrap, "audit": audit,
+                   "limits": {**asdict(limits), "cpu_s": max(1, int(-(-limits.cpu_s // 1))),
+                              # bwrap's reaper (pid 1) counts too: it has the candidate's uid and namespace
+                              "max_processes": limits.max_processes + int(bwrap)}}
+        command = [exe, "-I", "-S", "-B", "-u", "-c", _harness_source()]
+        if bwrap:  # bwrap runs as the slot's uid, so its user namespace maps to that uid
+            command = bwrap_command(bwrap_path(), os.path.realpath(exe), limits.max_disk_bytes) + command[1:]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "TMPDIR": home}
         proc = subprocess.Popen(
-            [interpreter or _interpreter(), "-I", "-S", "-B", "-u", "-c", _harness_source()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-            pass_fds=(write_end,), start_new_session=True)
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            cwd=workdir or "/", pass_fds=(write_end,), start_new_session=True,
+            **({"user": slot.uid, "group": slot.uid, "extra_groups": []} if bwrap and slot else {}))
         os.close(write_end)
         write_end = -1
         output, results, timed_out = _collect(proc, json.dumps(payload).encode(), read_end,
@@ -150,11 +195,15 @@ def _run(code: str, tests: list[str], limits: SandboxLimits, audit: bool,
         for fd in (read_end, write_end):
             if fd >= 0:
                 os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         if slot is not None:
             UID_SLOTS.release(slot)
     wall = time.perf_counter() - start
-    return score(results, nonce, split, proc.returncode, timed_out, output, wall)
+    returncode = proc.returncode  # bwrap exits 128 + N when its child was killed by signal N
+    if bwrap and returncode > 128:
+        returncode = 128 - returncode
+    return score(results, nonce, split, returncode, timed_out, output, wall)
 
 
 def _collect(proc: subprocess.Popen, payload: bytes, results_fd: int, deadline: float,
@@ -208,16 +257,32 @@ def _harness_source() -> str:
 @functools.lru_cache(maxsize=1)
 def _interpreter() -> str:
     """A Python whose standard library the sandbox uid can read (as root, the venv's interpreter may
-    live under /root); probed once with a real run."""
+    live under /root); probed once with a real run without bubblewrap."""
     if os.geteuid() != 0:
         return sys.executable
     candidates = [sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"]
     for exe in dict.fromkeys(c for c in candidates if os.path.exists(c)):
-        probe = _run("import math, fractions, json, collections, itertools, functools, re",
-                     ["assert math.isqrt(16) == 4", "assert str(fractions.Fraction(1, 2)) == '1/2'"],
-                     SandboxLimits(wall_s=20.0), audit=True, interpreter=exe)
-        if probe.status == "ok" and probe.passed == 2:
+        probe = _run(_PROBE_CODE, _PROBE_TESTS, SandboxLimits(wall_s=20.0), audit=True, interpreter=exe,
+                     kernel=False)
+        if probe.status == "ok" and probe.passed == len(_PROBE_TESTS):
             return exe
     raise RuntimeError(f"no Python interpreter among {candidates} has a standard library readable by "
                        f"the sandbox uid {SANDBOX_UID_BASE}+; make one readable (chmod o+rx along its "
                        "path) or install python3 under /usr")
+
+
+@functools.lru_cache(maxsize=1)
+def _bubblewrap_works() -> bool:
+    """Whether bubblewrap confines a real run here; when it does not, the log says so (once)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        reason = "bubblewrap is not installed (`make sandbox`, or apt-get install bubblewrap)"
+    else:
+        probe = _run(_PROBE_CODE, _PROBE_TESTS, SandboxLimits(wall_s=20.0), audit=True, kernel=True)
+        if probe.status == "ok" and probe.passed == len(_PROBE_TESTS):
+            return True
+        reason = f"{bwrap} failed its probe run (no user namespaces?): {' '.join(probe.detail.split())[:300]}"
+    log.warning("code sandbox: %s; falling back to rlimits, a uid per run and the audit hook, which "
+                "do not stop writes and reads through directory descriptors (prefpipe/verify/sandbox.py)",
+                reason)
+    return False

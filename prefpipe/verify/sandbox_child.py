@@ -45,12 +45,12 @@ def harness_main() -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
     os.chdir(tmp)
     os.umask(0o077)
-    try:  # CLONE_NEWNET, plus CLONE_NEWUSER when not root
-        import ctypes
-        flags = 0x40000000 if uid is not None else 0x50000000
-        ctypes.CDLL(None, use_errno=True).unshare(flags)
-    except (OSError, AttributeError, ImportError):
-        pass
+    if payload["unshare"]:  # CLONE_NEWNET, plus CLONE_NEWUSER when not root (bubblewrap did both)
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).unshare(0x40000000 if uid is not None else 0x50000000)
+        except (OSError, AttributeError, ImportError):
+            pass
     for name in [m for m in sys.modules if m.startswith(("ctypes", "_ctypes"))]:
         del sys.modules[name]  # a later `import ctypes` must dlopen again, which the hook refuses
     if uid is not None:

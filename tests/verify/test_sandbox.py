@@ -1,18 +1,30 @@
 """The sandboxed code runner: honest scoring, forgery attempts, and hostile candidates contained.
 
 Hostile candidates run with the audit hook (the normal path) and, where a kernel layer should stop
-them on its own, once more without it (`_run(..., audit=False)`)."""
+them on its own, once more without it (`_run(..., audit=False)`); each with bubblewrap and without
+(the `limits` fixture). The attacks only bubblewrap stops are in test_sandbox_hostile.py."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
 
-from prefpipe.verify.sandbox import SandboxLimits, _run, run_many, run_tests
+from prefpipe.verify import sandbox
+from prefpipe.verify.sandbox import (
+    BUBBLEWRAP,
+    FALLBACK,
+    SandboxLimits,
+    _run,
+    isolation,
+    run_many,
+    run_tests,
+)
 from prefpipe.verify.sandbox_verdict import split_test
 
 FAST = SandboxLimits(wall_s=4.0, cpu_s=1.0)
@@ -21,6 +33,16 @@ ADD_TESTS = ["assert add(1, 2) == 3", "assert add(2, 2) == 4", "assert add(0, 0)
 ADD = "def add(a, b):\n    return a + b\n"
 ROOT = os.geteuid() == 0
 as_root = pytest.mark.skipif(not ROOT, reason="the uid layer needs root")
+
+
+@pytest.fixture(params=[BUBBLEWRAP, FALLBACK])
+def limits(request) -> SandboxLimits:
+    """FAST with bubblewrap (skipped where it does not work here), and with the fallback layers."""
+    if request.param == FALLBACK:
+        return replace(FAST, bubblewrap=False)
+    if isolation(FAST) != BUBBLEWRAP:
+        pytest.skip("bubblewrap does not work here (the log says why)")
+    return FAST
 
 
 def run_both(code: str, tests=ADD_TESTS, limits=FAST):
@@ -37,6 +59,31 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+SHOW_PID = "import os\nprint(f'PID={os.getpid()} NS={os.readlink(\"/proc/self/ns/pid\")}')\n"
+
+
+def left_behind(detail: str, name: str = "PID") -> list[int]:
+    """Live host processes of a run that printed SHOW_PID: any in its own pid namespace (bubblewrap;
+    its teardown gets 2 s), else the pid it printed as `name`, and that pid's process group."""
+    ns = re.search(r"NS=(pid:\[\d+\])", detail).group(1)
+    if ns == os.readlink("/proc/self/ns/pid"):
+        pid = printed_pid(detail, name)
+        return [p for p in psutil.pids() if (p == pid or _pgid(p) == pid) and not gone(p)]
+    deadline = time.perf_counter() + 2
+    alive = [p for p in psutil.pids() if _pid_ns(p) == ns and not gone(p)]
+    while alive and time.perf_counter() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in psutil.pids() if _pid_ns(p) == ns and not gone(p)]
+    return alive
+
+
+def _pid_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
 
 
 def test_normal_candidate_passes_three_of_four():
@@ -101,16 +148,14 @@ def test_syntax_error():
     assert (result.status, result.reward) == ("syntax_error", 0.0)
 
 
-@pytest.mark.parametrize("code", ["print(f'PID={__import__(\"os\").getpid()}')\nwhile True:\n    pass\n",
-                                  "import os, time\nprint(f'PID={os.getpid()}')\ntime.sleep(100)\n"])
-def test_loops_and_sleeps_time_out_and_leave_nothing_behind(code):
+@pytest.mark.parametrize("code", [SHOW_PID + "while True:\n    pass\n",
+                                  SHOW_PID + "import time\ntime.sleep(100)\n"])
+def test_loops_and_sleeps_time_out_and_leave_nothing_behind(code, limits):
     start = time.perf_counter()
-    result = run_tests(code, ADD_TESTS, FAST)
+    result = run_tests(code, ADD_TESTS, limits)
     assert time.perf_counter() - start < 15
     assert (result.status, result.reward) == ("timeout", 0.0)
-    pid = printed_pid(result.detail)
-    assert gone(pid)
-    assert not [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pid]
+    assert left_behind(result.detail) == []
 
 
 def _pgid(pid: int) -> int | None:
@@ -121,42 +166,41 @@ def _pgid(pid: int) -> int | None:
 
 
 @as_root
-def test_a_child_that_left_the_process_group_is_killed_by_uid():
-    code = ("import os, time\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(100)\n"
-            "print(f'CHILD={pid}')\nwhile True:\n    pass\n")
-    limits = SandboxLimits(wall_s=3.0, cpu_s=1.0, max_processes=4)
-    result = _run(code, ADD_TESTS, limits, audit=False)
+def test_a_child_that_left_the_process_group_is_killed_by_uid(limits):
+    code = SHOW_PID + ("import time\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    time.sleep(100)\n"
+                       "print(f'CHILD={pid}')\nwhile True:\n    pass\n")
+    result = _run(code, ADD_TESTS, replace(limits, wall_s=3.0, max_processes=4), audit=False)
     assert result.status == "timeout"
-    assert gone(printed_pid(result.detail, "CHILD"))
+    assert left_behind(result.detail, "CHILD") == []
 
 
 @pytest.mark.parametrize("code", ["import os\nwhile True:\n    os.fork()\n",
                                   "import subprocess\nwhile True:\n    subprocess.Popen(['sleep', '100'])\n"])
-def test_fork_bombs_are_contained(code):
+def test_fork_bombs_are_contained(code, limits):
     start = time.perf_counter()
-    hooked, kernel_only = run_both(code)
+    hooked, kernel_only = run_both(code, limits=limits)
     assert time.perf_counter() - start < 15
     assert (hooked.status, hooked.reward) == ("blocked", 0.0)
     if ROOT:  # RLIMIT_NPROC holds for the sandbox uid even without the hook
         assert kernel_only.status == "crashed" and "BlockingIOError" in kernel_only.detail
 
 
-def test_memory_hog_gets_memory_error():
+def test_memory_hog_gets_memory_error(limits):
     start = time.perf_counter()
-    hooked, kernel_only = run_both("hog = bytearray(10 * 2**30)\n" + ADD)
+    hooked, kernel_only = run_both("hog = bytearray(10 * 2**30)\n" + ADD, limits=limits)
     assert time.perf_counter() - start < 15
     assert (hooked.status, hooked.reward) == ("memory", 0.0)
     assert kernel_only.status == "memory"
 
 
-def test_network_call_never_reaches_a_listening_server():
+def test_network_call_never_reaches_a_listening_server(limits):
     server = socket.create_server(("127.0.0.1", 0))
     server.setblocking(False)
     port = server.getsockname()[1]
     code = (f"import socket\ndef add(a, b):\n    socket.create_connection(('127.0.0.1', {port}), timeout=1)"
             ".sendall(b'leak')\n    return a + b\n")
     try:
-        hooked, kernel_only = run_both(code)
+        hooked, kernel_only = run_both(code, limits=limits)
         with pytest.raises(BlockingIOError):
             server.accept()
     finally:
@@ -165,14 +209,15 @@ def test_network_call_never_reaches_a_listening_server():
     assert kernel_only.reward == 0.0
 
 
-def test_writing_outside_its_directory(tmp_path):
+def test_writing_outside_its_directory(tmp_path, limits):
     target = tmp_path / "escaped.txt"
     code = f"open({str(target)!r}, 'w').write('x')\n" + ADD
-    hooked = run_tests(code, ADD_TESTS, FAST)
-    assert (hooked.status, hooked.reward) == ("blocked", 0.0)
+    hooked = run_tests(code, ADD_TESTS, limits)
+    # with bubblewrap the host's /tmp/... is a path in its own tmpfs, where that folder doesn't exist
+    assert (hooked.status, hooked.reward) == ("crashed" if limits.bubblewrap else "blocked", 0.0)
     assert not target.exists()
-    if ROOT:  # the unprivileged uid alone stops it
-        assert _run(code, ADD_TESTS, FAST, audit=False).status == "crashed"
+    if ROOT or limits.bubblewrap:  # the unprivileged uid alone stops it, and so does bubblewrap
+        assert _run(code, ADD_TESTS, limits, audit=False).status == "crashed"
         assert not target.exists()
 
 
@@ -181,16 +226,18 @@ def test_writing_inside_its_directory_is_fine():
     assert run_tests(code, ["assert three() == 3"], FAST).reward == 1.0
 
 
-def test_parent_environment_is_unreadable(monkeypatch):
+def test_parent_environment_is_unreadable(monkeypatch, limits):
     monkeypatch.setenv("PREFPIPE_TEST_SECRET", "hunter2")
     code = "import os\ndef leak():\n    return os.environ.get('PREFPIPE_TEST_SECRET')\n"
-    result = run_tests(code, ["assert leak() == 'hunter2'", "assert leak() is None"], FAST)
+    result = run_tests(code, ["assert leak() == 'hunter2'", "assert leak() is None"], limits)
     assert (result.status, result.passed) == ("ok", 1)
     via_proc = ("import os\ndef leak():\n"
                 "    return 'hunter2' in open(f'/proc/{os.getppid()}/environ').read()\n")
-    hooked, kernel_only = run_both(via_proc, ["assert leak() == True"])
+    hooked, kernel_only = run_both(via_proc, ["assert leak() == True"], limits)
     assert (hooked.status, hooked.reward) == ("blocked", 0.0)
-    if ROOT:
+    if limits.bubblewrap:  # its parent is bwrap's pid 1, which carries the sandbox's own environment
+        assert (kernel_only.status, kernel_only.reward) == ("ok", 0.0)
+    elif ROOT:
         assert kernel_only.reward == 0.0 and "PermissionError" in kernel_only.detail
 
 
@@ -204,3 +251,29 @@ def test_run_many_keeps_order_and_runs_duplicates_once():
     assert again[0] is first[0] and again[1] is first[1]  # served from the cache
     fresh = run_many(jobs, FAST, workers=2, use_cache=False)
     assert fresh[1] is not first[1] and fresh[1].passed == 1
+
+
+def test_isolation_is_bubblewrap_where_it_works_unless_turned_off():
+    assert isolation(replace(FAST, bubblewrap=False)) == FALLBACK
+    assert isolation(FAST) in (BUBBLEWRAP, FALLBACK)
+    if isolation(FAST) == BUBBLEWRAP:
+        code = "import os\ndef procs():\n    return sorted(int(p) for p in os.listdir('/proc') if p < 'A')"
+        assert run_tests(code, ["assert procs() == [1, 2]"], FAST).reward == 1.0  # its own pid namespace
+
+
+def test_a_bubblewrap_that_cannot_confine_falls_back_and_says_so_once(monkeypatch, caplog):
+    sandbox._bubblewrap_works.cache_clear()
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: "/bin/false")  # a bwrap whose every run fails
+    try:
+        with caplog.at_level(logging.WARNING, logger="prefpipe"):
+            assert [isolation(FAST) for _ in range(3)] == [FALLBACK] * 3
+            assert run_tests(ADD, ADD_TESTS, FAST).passed == 3  # the fallback layers still run it
+        warnings = [r.getMessage() for r in caplog.records if "code sandbox" in r.getMessage()]
+        assert len(warnings) == 1 and "/bin/false failed its probe run" in warnings[0]
+    finally:
+        sandbox._bubblewrap_works.cache_clear()
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prefpipe"):
+        works = isolation(FAST) == BUBBLEWRAP
+    assert works == (not caplog.records)  # a bubblewrap that works says nothing
