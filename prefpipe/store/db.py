@@ -20,6 +20,7 @@ from prefpipe.errors import StoreError
 from prefpipe.store.annotations import Annotations
 from prefpipe.store.interchange import Exports, Imports
 from prefpipe.store.schema import TABLES
+from prefpipe.store.sessions import Sessions
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
@@ -33,6 +34,7 @@ class Store:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
         self.annotations = Annotations(self)  # annotators, their queues and answers
+        self.sessions = Sessions(self)  # the annotation app's signed-in sessions
         self.imports = Imports(self)  # preference files imported (prefpipe.data.interchange)
         self.exports = Exports(self)  # decisive labels an export writes
         self.path.parent.mkdir(parents=True, exist_ok=True)

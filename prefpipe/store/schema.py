@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS annotators (
     is_admin     BOOLEAN NOT NULL DEFAULT false,
     created_at   TIMESTAMP DEFAULT current_timestamp
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    session_sha256 VARCHAR PRIMARY KEY,     -- hash of the random value in the browser's cookie
+    annotator_id   VARCHAR NOT NULL,
+    token_sha256   VARCHAR NOT NULL,        -- the token signed in with: re-issuing it ends the session
+    created_at     TIMESTAMP NOT NULL,
+    expires_at     TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS annotation_tasks (
     task_id      VARCHAR PRIMARY KEY,       -- hash of pair_id + annotator_id
     pair_id      VARCHAR NOT NULL,

@@ -30,6 +30,12 @@ def test_bad_annotator_id(repo):
     assert "'bad id'" in line
 
 
+@pytest.mark.parametrize("action", ["add", "revoke"])
+def test_a_hostile_annotator_id_names_the_id_and_the_allowed_form(repo, action):
+    line = fails_with_one_line(repo, "label", "annotators", action, "bad id<script>")
+    assert "'bad id<script>'" in line and "1-64 letters, digits, '_', '.', '@' or '-'" in line
+
+
 def test_missing_import_file(repo):
     line = fails_with_one_line(repo, "label", "import", "missing.jsonl", "--format", "trl")
     assert "missing.jsonl" in line

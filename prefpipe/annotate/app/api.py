@@ -3,14 +3,17 @@
 The API authenticates every call with the Authorization header and ignores cookies. A browser
 never attaches that header on its own to a cross-site request (and a cross-site fetch that sets it
 needs a CORS preflight, which this app does not grant), so a forged request carries no
-credentials: CSRF tokens are not needed here."""
+credentials: CSRF tokens are not needed here. A body is read only once its token checked out
+(`submit_body`): a stranger gets 401 whatever they send."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from prefpipe.annotate import annotation
 from prefpipe.annotate.app.state import ApiUser, State
@@ -23,6 +26,16 @@ class ApiSubmit(BaseModel):
     task_id: str
     choice: str  # 'first' | 'second' | 'tie' | 'both_bad', as shown
     rationale: str | None = None
+
+
+async def submit_body(request: Request, user: ApiUser) -> ApiSubmit:
+    """The body of /api/submit, read only once the caller's token checked out (`user`): a stranger
+    gets 401 whatever the body holds. Invalid JSON or fields: 422, as FastAPI words it."""
+    try:
+        return ApiSubmit.model_validate_json(await request.body())
+    except ValidationError as err:
+        errors = err.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 def task_json(task: annotation.TaskView) -> dict:
@@ -50,7 +63,7 @@ def api_task(task_id: str, user: ApiUser, state: State) -> Response:
 
 
 @router.post("/submit")
-def api_submit(body: ApiSubmit, user: ApiUser, state: State) -> Response:
+def api_submit(body: Annotated[ApiSubmit, Depends(submit_body)], user: ApiUser, state: State) -> Response:
     try:
         label = annotation.submit(state.store, user.annotator_id, body.task_id, body.choice, body.rationale)
     except (LookupError, PermissionError):

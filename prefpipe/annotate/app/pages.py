@@ -1,12 +1,12 @@
 """The labeling page: the next task of the signed-in annotator, and the form that answers it."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from prefpipe.annotate import annotation
 from prefpipe.annotate.app import security
-from prefpipe.annotate.app.state import PageUser, State, own_origin
+from prefpipe.annotate.app.state import PageForm, PageUser, State, field, own_origin
 
 router = APIRouter()
 
@@ -22,15 +22,14 @@ def label_page(request: Request, user: PageUser, state: State) -> Response:
 
 
 @router.post("/label/submit")
-def label_submit(request: Request, user: PageUser, state: State, task_id: str | None = Form(None),
-                 choice: str | None = Form(None), rationale: str | None = Form(None),
-                 csrf: str | None = Form(None)) -> Response:
+def label_submit(request: Request, user: PageUser, state: State, form: PageForm) -> Response:
     if not security.same_origin(request.headers, own_origin(request)):
         return state.error(request, 403, "Cross-site post refused (Origin is not this app).", user)
-    if not security.csrf_ok(state.secret, user.session, csrf):
+    if not security.csrf_ok(state.secret, user.session, field(form, "csrf")):
         return state.error(request, 403, "Missing or wrong form token; reload the page and try again.", user)
     try:
-        annotation.submit(state.store, user.annotator_id, task_id or "", choice or "", rationale)
+        annotation.submit(state.store, user.annotator_id, field(form, "task_id") or "",
+                          field(form, "choice") or "", field(form, "rationale"))
     except (LookupError, PermissionError):
         return state.error(request, 404, "No such task in your queue.", user)
     except ValueError as err:

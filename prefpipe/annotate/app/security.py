@@ -1,14 +1,15 @@
 """Sessions, CSRF tokens, same-origin checks and security headers of the annotation app.
 
-A session cookie holds `annotator_id.issued_at.fingerprint.signature` signed with HMAC-SHA256 under
-a secret kept in a file next to the DuckDB store (created once, mode 0600), so sessions survive a
-restart. The fingerprint is a prefix of the annotator's token hash: rotating the token (re-adding
-the annotator) ends every old session. The raw token never appears in the cookie.
+Signing in makes a session: the cookie holds a random value (256 bits from `secrets`, nothing
+derived from the annotator or the token) and the store keeps only its SHA-256 in the sessions table
+(`store.sessions`), with the token hash it was signed in with and when it expires (12 h). Signing
+out deletes the row, so the same cookie stops working at once; re-issuing or revoking the
+annotator's token ends every session of the old token. The raw token never appears in the cookie.
 
-Form posts carry a CSRF token derived from the session (HMAC of the cookie value: the
-synchroniser-token pattern without server state) and must come from the app's own origin
-(Origin, else Referer). The cookie is also SameSite=Strict; each layer alone stops a cross-site
-form post.
+Form posts carry a CSRF token derived from the session (HMAC of the cookie value under a secret
+kept in a file next to the DuckDB store, created once, mode 0600) and must come from the app's own
+origin (Origin, else Referer). The cookie is also SameSite=Strict; each layer alone stops a
+cross-site form post.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SESSION_COOKIE = "prefpipe_session"
 SESSION_MAX_AGE_S = 12 * 3600
+SESSION_VALUE_MAX_CHARS = 64  # new_session() makes 43
 SECURITY_HEADERS = {
     # no inline script or style anywhere: the pages load /static files only
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -37,7 +39,7 @@ SECURITY_HEADERS = {
 
 
 def load_secret(store_path: str | Path) -> bytes:
-    """The signing secret in `<store>.app-secret`, created on first use (readable by the owner only)."""
+    """The CSRF signing secret in `<store>.app-secret`, created on first use (owner-readable only)."""
     path = Path(f"{store_path}.app-secret")
     try:
         secret = path.read_bytes()
@@ -51,7 +53,7 @@ def load_secret(store_path: str | Path) -> bytes:
             out.write(secret)
     if len(secret) < 32:
         raise RuntimeError(f"{path}: the app secret is shorter than 32 bytes; delete the file to "
-                           "make a new one (this signs everyone out)")
+                           "make a new one (open forms then need a reload)")
     return secret
 
 
@@ -59,28 +61,23 @@ def _sign(secret: bytes, message: str) -> str:
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
 
 
-def make_session(secret: bytes, annotator_id: str, token_sha256: str, now: float | None = None) -> str:
-    body = f"{annotator_id}.{int(now if now is not None else time.time())}.{token_sha256[:16]}"
-    return f"{body}.{_sign(secret, 'session:' + body)}"
+def new_session() -> str:
+    """A fresh session value for the cookie: random, so no one can derive or guess another's."""
+    return secrets.token_urlsafe(32)
 
 
-def read_session(secret: bytes, value: str | None, now: float | None = None) -> tuple[str, str] | None:
-    """(annotator_id, token fingerprint) of a well-signed, unexpired session value, else None.
+def session_hash(value: str | None) -> str | None:
+    """What the store keys a session by (the SHA-256 of the cookie value); None for no value or
+    one no `new_session` could have made."""
+    if not value or len(value) > SESSION_VALUE_MAX_CHARS:
+        return None
+    return hashlib.sha256(value.encode()).hexdigest()
 
-    The caller checks the fingerprint against the annotator's current token hash."""
-    if not value or len(value) > 300:
-        return None
-    parts = value.rsplit(".", 3)
-    if len(parts) != 4:
-        return None
-    annotator_id, issued, fingerprint, signature = parts
-    body = f"{annotator_id}.{issued}.{fingerprint}"
-    if not hmac.compare_digest(signature, _sign(secret, "session:" + body)):
-        return None
-    age = (now if now is not None else time.time()) - int(issued)
-    if not 0 <= age <= SESSION_MAX_AGE_S:
-        return None
-    return annotator_id, fingerprint
+
+def session_times(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """(now, expiry) of a session signed in now, in UTC without a zone, as the store keeps times."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    return now, now + timedelta(seconds=SESSION_MAX_AGE_S)
 
 
 def csrf_token(secret: bytes, session_value: str) -> str:

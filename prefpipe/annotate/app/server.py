@@ -9,6 +9,10 @@ for keyboard shortcuts, and a JSON API (Bearer token) for scripts. The routes li
 store, does one short transaction and closes it, so pipeline stages in other processes can take
 DuckDB's file lock in between (both sides retry a held lock with backoff; a request that waits
 longer than `lock_timeout_s` gets 503).
+
+Credentials come before bodies: a route reads a request body only once the session or token has
+checked out (`state`), and `limits.BodyLimit` stops any body at `max_body_bytes` (1 MB) while it
+is read, with 413.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from markupsafe import Markup
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from prefpipe.annotate.app import admin, api, auth, pages, security
+from prefpipe.annotate.app.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, BodyTooLarge
 from prefpipe.annotate.app.state import AppState, LoginRequired
 from prefpipe.store import Store, StoreLocked
 
@@ -52,9 +57,11 @@ def render_rubric(text: str) -> Markup:
 
 
 def create_app(store_path: str, rubric_path: str | None = None, lock_timeout_s: float = 30,
-               allowed_hosts: list[str] | None = None, metrics_path: str | None = None) -> FastAPI:
+               allowed_hosts: list[str] | None = None, metrics_path: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The app on one DuckDB store. `allowed_hosts` (default 127.0.0.1 and localhost) guards
-    against DNS rebinding; `metrics_path` (default metrics/label.json) is shown on /admin if present."""
+    against DNS rebinding; `metrics_path` (default metrics/label.json) is shown on /admin if present;
+    a request body over `max_body_bytes` gets 413."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     state = AppState(store=Store(store_path, lock_timeout_s=lock_timeout_s),
@@ -66,6 +73,7 @@ def create_app(store_path: str, rubric_path: str | None = None, lock_timeout_s: 
     app = FastAPI(title="prefpipe annotation", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.annotate = state
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -78,6 +86,12 @@ def create_app(store_path: str, rubric_path: str | None = None, lock_timeout_s: 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, 413)
+        return state.error(request, 413, f"The {exc.detail}.")
 
     @app.exception_handler(StoreLocked)
     async def store_busy(request: Request, exc: StoreLocked) -> Response:
@@ -94,7 +108,8 @@ def create_app(store_path: str, rubric_path: str | None = None, lock_timeout_s: 
 
 def serve(store_path: str, host: str = "127.0.0.1", port: int = 8765, rubric_path: str | None = None,
           lock_timeout_s: float = 30, allowed_hosts: list[str] | None = None,
-          metrics_path: str | None = None, log_level: str = "info") -> None:
+          metrics_path: str | None = None, log_level: str = "info",
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
     """Run the app with uvicorn until interrupted; loopback only unless `host` says otherwise."""
     import uvicorn
 
@@ -102,7 +117,7 @@ def serve(store_path: str, host: str = "127.0.0.1", port: int = 8765, rubric_pat
         log.warning("serving on %s: there is no TLS, so tokens and cookies cross the network in clear; "
                     "put a TLS proxy in front", host)
     app = create_app(store_path, rubric_path, lock_timeout_s, allowed_hosts or [*LOOPBACK, host],
-                     metrics_path)
+                     metrics_path, max_body_bytes)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, server_header=False)
     logging.getLogger("uvicorn.access").addFilter(redact_tokens)  # after Config set up logging
     uvicorn.Server(config).run()

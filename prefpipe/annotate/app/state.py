@@ -1,19 +1,26 @@
-"""What every route of the annotation app shares: the store, the signing secret, the pages, and who
-is asking (a signed-in browser session or a Bearer token)."""
+"""What every route of the annotation app shares: the store, the signing secret, the pages, who is
+asking (a signed-in browser session or a Bearer token) and the request body, read only after that.
+
+FastAPI reads a body a route declares (`Form(...)`, a pydantic model) before it resolves any
+dependency, so a stranger's 300 MB body would be read before the 401. Routes here declare no body:
+they take it from `page_form` (or the API's `api.submit_body`), dependencies that first need the
+signed-in user; the sign-in form (`login_form`) is read only from the app's own origin."""
 from __future__ import annotations
 
-import hmac
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from starlette.datastructures import FormData
 
 from prefpipe.annotate import annotation
 from prefpipe.annotate.app import security
+from prefpipe.annotate.rules import MAX_TOKEN_CHARS, token_hash
 from prefpipe.store import Store
 
 
@@ -21,7 +28,7 @@ from prefpipe.store import Store
 class AppState:
     """Built once by `create_app` and kept on `app.state.annotate`."""
     store: Store
-    secret: bytes  # signs sessions and CSRF tokens
+    secret: bytes  # signs CSRF tokens
     rubric: Markup  # the guidelines shown beside each task
     metrics_file: Path  # the label stage's metrics, shown on /admin if present
     templates: Jinja2Templates
@@ -38,14 +45,25 @@ class AppState:
     def csrf(self, user: User) -> str:
         return security.csrf_token(self.secret, user.session)
 
-    def signed_in(self, annotator_id: str) -> RedirectResponse:
-        """Redirect to /label with a fresh session cookie (the sign-in token leaves the URL here)."""
-        token_sha256, _ = annotation.annotator_token_hash(self.store, annotator_id)
+    def sign_in(self, request: Request, token: str | None) -> Response:
+        """Start a session for the token's annotator and redirect to /label with its cookie (the
+        sign-in token leaves the URL here); the login page with 401 for a token no one holds."""
+        session = security.new_session()
+        now, expires = security.session_times()
+        found = None
+        if token and len(token) <= MAX_TOKEN_CHARS:
+            found = self.store.sessions.create(security.session_hash(session), token_hash(token),
+                                               now, expires)
+        if found is None:
+            return self.page(request, "login.html", 401, error="That token is not valid.", token="")
         response = RedirectResponse("/label", status_code=303)
-        session = security.make_session(self.secret, annotator_id, token_sha256)
         response.set_cookie(security.SESSION_COOKIE, session, max_age=security.SESSION_MAX_AGE_S,
                             httponly=True, samesite="strict", path="/")
         return response
+
+    def sign_out(self, user: User) -> None:
+        """End the user's session: its cookie stops working at once."""
+        self.store.sessions.delete(security.session_hash(user.session))
 
 
 @dataclass(frozen=True)
@@ -68,16 +86,11 @@ def own_origin(request: Request) -> str:
 
 
 def session_user(request: Request, state: AppState) -> User | None:
-    """The signed-in annotator of a valid, current session cookie, else None."""
+    """The signed-in annotator of a live session cookie, else None."""
     value = request.cookies.get(security.SESSION_COOKIE)
-    found = security.read_session(state.secret, value)
-    if found is None:
-        return None
-    annotator_id, fingerprint = found
-    current = annotation.annotator_token_hash(state.store, annotator_id)
-    if current is None or not hmac.compare_digest(current[0][:16], fingerprint):
-        return None  # the token was rotated or the annotator removed
-    return User(annotator_id, current[1], value)
+    key = security.session_hash(value)
+    found = state.store.sessions.lookup(key, security.session_times()[0]) if key else None
+    return None if found is None else User(*found, session=value)
 
 
 def page_user(request: Request, state: AppState = Depends(app_state)) -> User:
@@ -98,7 +111,32 @@ def api_user(request: Request, state: AppState = Depends(app_state)) -> User:
     return User(*found)
 
 
-# What a route declares to get them: `state: State`, `user: PageUser` (pages) or `user: ApiUser`.
+async def page_form(request: Request, user: PageUser) -> AsyncIterator[FormData]:
+    """A signed-in page's form fields, read only once the session checked out (`user`)."""
+    async with request.form() as form:
+        yield form
+
+
+async def login_form(request: Request) -> AsyncIterator[FormData | None]:
+    """The sign-in form's fields, read only when the post comes from the app's own origin; None
+    for a cross-site post (its body is never read)."""
+    if not security.same_origin(request.headers, own_origin(request)):
+        yield None
+        return
+    async with request.form() as form:
+        yield form
+
+
+def field(form: FormData, name: str) -> str | None:
+    """A text field of a form (None when missing or a file)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+# What a route declares to get them: `state: State`, `user: PageUser` (pages) or `user: ApiUser`,
+# and a page's posted fields `form: PageForm` (or `form: LoginForm` on /login).
 State = Annotated[AppState, Depends(app_state)]
 PageUser = Annotated[User, Depends(page_user)]
 ApiUser = Annotated[User, Depends(api_user)]
+PageForm = Annotated[FormData, Depends(page_form)]
+LoginForm = Annotated[FormData | None, Depends(login_form)]

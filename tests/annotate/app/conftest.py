@@ -1,5 +1,5 @@
 """Fixtures for the annotation app: the real server in a subprocess (the store and pairs come from
-tests/annotate/conftest.py)."""
+tests/annotate/conftest.py), and a `world` of annotators and queues it serves."""
 from __future__ import annotations
 
 import os
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from prefpipe.annotate.annotation import add_annotator, enqueue
+from prefpipe.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -93,3 +96,18 @@ def app_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+@pytest.fixture
+def world(tmp_path, seed, app_server):
+    """Four pairs (p0 holds hostile HTML) queued for both u1 and u2, an admin, and the server running."""
+    store = Store(tmp_path / "store.duckdb", lock_timeout_s=20)
+    pairs = seed(store, [(XSS, "plain b0"), ("a1", "b1"), ("a2", "b2"), ("a3", "b3")])
+    tokens = {name: add_annotator(store, name) for name in ("u1", "u2")}
+    tokens["boss"] = add_annotator(store, "boss", is_admin=True)
+    enqueue(store, pairs, ["u1", "u2"], overlap=2, gold={}, gold_every=0, seed=0)
+    server = app_server(store.path)
+    return store, tokens, server
