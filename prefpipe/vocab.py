@@ -62,11 +62,14 @@ class Reference(Vocabulary):
 
 class LabelSource(Vocabulary):
     """`labels.source`: who gave a label. Every `Labeler` is a source (its labels carry its name);
-    imported preferences name one of these too (`label.imports[].source`, `label import --source`)."""
+    imported preferences are `import` unless `label.imports[].source` / `label import --source`
+    names another. Only `human` labels that answer an annotator's task count as people's answers
+    (agreement, the admin page, `label status`)."""
     SIMULATED = "simulated"
     VERIFIER = "verifier"
     HUMAN = "human"
     CRITIC = "critic"
+    IMPORT = "import"  # preferences read from a file (`prefpipe label import`), no labeler of ours
 
 
 class Choice(Vocabulary):

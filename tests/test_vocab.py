@@ -37,7 +37,7 @@ def test_literal_and_sql_list_follow_the_declaration_order(vocabulary: type[Voca
 
 def test_today_s_stored_strings_are_unchanged():
     # Stored in the store, labels.parquet and params.yaml: renaming one is a migration, not a refactor.
-    assert LabelSource.values() == ("simulated", "verifier", "human", "critic")
+    assert LabelSource.values() == ("simulated", "verifier", "human", "critic", "import")
     assert Choice.values() == ("a", "b", "tie", "both_bad")
     assert Labeler.values() == ("verifier", "critic", "human", "simulated")
     assert Format.values() == ("trl", "hh", "ultrafeedback")

@@ -47,9 +47,9 @@ class EscalationParams:
 
     def validate(self) -> str | None:
         if self.to not in ESCALATION_TARGETS:
-            return f"escalate.to must be one of {list(ESCALATION_TARGETS)}, got '{self.to}'"
+            return f"to must be one of {list(ESCALATION_TARGETS)}, got '{self.to}'"
         if not 0.0 <= self.critic_confidence_below <= 1.0:
-            return f"escalate.critic_confidence_below must be in [0, 1], got {self.critic_confidence_below}"
+            return f"critic_confidence_below must be in [0, 1], got {self.critic_confidence_below}"
         return None
 
 
@@ -64,9 +64,9 @@ class VerifierParams:
 
     def validate(self) -> str | None:
         if self.undecided not in UNDECIDED_TARGETS:
-            return f"verifier.undecided must be {_one_of(UNDECIDED_TARGETS)}, got '{self.undecided}'"
+            return f"undecided must be {_one_of(UNDECIDED_TARGETS)}, got '{self.undecided}'"
         if self.timeout_s <= 0 or self.cpu_s <= 0 or self.memory_mb < 32 or self.workers < 1:
-            return "verifier limits must be positive (memory_mb >= 32, workers >= 1)"
+            return "timeout_s and cpu_s must be > 0, memory_mb >= 32 and workers >= 1"
         return None
 
 
@@ -83,9 +83,9 @@ class HumanParams:
 
     def validate(self) -> str | None:
         if self.overlap < 1 or self.gold_every < 0 or self.wait_s < 0:
-            return "human.overlap must be >= 1, human.gold_every and human.wait_s >= 0"
+            return "overlap must be >= 1, gold_every and wait_s >= 0"
         if self.missing not in MISSING_TARGETS:
-            return f"human.missing must be {_one_of(MISSING_TARGETS)}, got '{self.missing}'"
+            return f"missing must be {_one_of(MISSING_TARGETS)}, got '{self.missing}'"
         return None
 
 
@@ -100,21 +100,31 @@ class SimulatedParams:
 
     def validate(self) -> str | None:
         if not 1 <= self.overlap <= self.annotators:
-            return f"simulated.overlap must be in 1..annotators ({self.annotators}), got {self.overlap}"
+            return f"overlap must be in 1..annotators ({self.annotators}), got {self.overlap}"
         if not 0.0 <= self.noise <= 1.0:
-            return f"simulated.noise must be in [0, 1], got {self.noise}"
-        return "simulated.temperature must be > 0" if self.temperature <= 0 else None
+            return f"noise must be in [0, 1], got {self.noise}"
+        return "temperature must be > 0" if self.temperature <= 0 else None
 
 
 @dataclass(frozen=True)
 class ImportSpec:
     path: str = knob("", "a preference file to train on too; keep it under data/inputs so DVC tracks it")
     format: FormatName = knob(Format.TRL.value, "its format")
-    source: SourceName = knob(LabelSource.HUMAN.value, "who labelled it")
+    source: SourceName = knob(LabelSource.IMPORT.value, "its labels' source ('import': counted as no "
+                                                        "labeler's, and never as people's answers)")
     category_column: str = knob("", "column holding each prompt's category ('' = 'imported')")
 
     def validate(self) -> str | None:
-        return "imports[].path is required" if not self.path else None
+        return "path is required" if not self.path else None
+
+
+@dataclass(frozen=True)
+class ImportingParams:
+    max_chars: int = knob(20000, "longest prompt or response an import takes, in characters; a longer "
+                                 "one is a bad row (`prefpipe label import --truncate` cuts it instead)")
+
+    def validate(self) -> str | None:
+        return f"max_chars must be >= 1, got {self.max_chars}" if self.max_chars < 1 else None
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class LabelParams:
     simulated: SimulatedParams = field(default_factory=SimulatedParams)
     imports: list[ImportSpec] = knob([], "preference files (TRL, HH-RLHF, UltraFeedback) imported into the "
                                          "store and added to the preferences the stage writes")
+    importing: ImportingParams = field(default_factory=ImportingParams)
 
     def validate(self) -> str | None:
         for category, labeler in self.routing.items():

@@ -126,7 +126,13 @@ def aggregate(labels: Sequence[Label]) -> dict[str, Label]:
 
 
 def agreement_report(labels: Sequence[Label], prefix: str = "") -> dict:
-    """κ per annotator pair (and their mean, weighted by shared items), α over all units, for one source."""
+    """κ per annotator pair (and their mean, weighted by shared items), α over all units, for one source.
+
+    Labels of several sources are refused (ValueError): an imported file or a labeler is no
+    annotator whose agreement with people means anything."""
+    sources = sorted({label.source for label in labels})
+    if len(sources) > 1:
+        raise ValueError(f"agreement is measured within one label source; got labels of {sources}")
     kappas = pairwise_kappa(labels)
     units: dict[str, list[str]] = defaultdict(list)
     for label in labels:

@@ -8,7 +8,9 @@ single-process file lock. Writes within one process are serialised by one lock (
 concurrent conflicting transactions), and concurrent answers share a transaction (group commit).
 
 Answers are ordinary `labels` rows: source 'human', the annotator's id, the choice relative to the
-pair's a/b and `shown_order` recording which response the annotator saw first.
+pair's a/b and `shown_order` recording which response the annotator saw first. Only a label that
+answers a task counts as an answer (progress, gold accuracy, `human_labels`), so imported labels
+(source 'import', or 'human' if the importer said so) never pass for people's work.
 """
 from __future__ import annotations
 
@@ -230,8 +232,9 @@ class Annotations:
         return out
 
     def human_labels(self, pair_ids: Sequence[str] | None = None, include_gold: bool = False) -> list[dict]:
-        """Human label rows, ordered by pair then annotator; answers to gold tasks only with
-        `include_gold`."""
+        """People's answers: 'human' labels that answer a task of their annotator's queue, ordered by
+        pair then annotator; answers to gold tasks only with `include_gold`. An imported file's
+        labels are never among them, whatever source it was given: they answer no task."""
         where = ["l.source = 'human'"]
         params: list[Any] = []
         if not include_gold:
@@ -240,7 +243,7 @@ class Annotations:
             where.append("list_contains(?, l.pair_id)")
             params.append(list(pair_ids))
         return self.store.query(
-            "SELECT l.* FROM labels l LEFT JOIN annotation_tasks t ON t.pair_id = l.pair_id "
+            "SELECT l.* FROM labels l JOIN annotation_tasks t ON t.pair_id = l.pair_id "
             f"AND t.annotator_id = l.annotator WHERE {' AND '.join(where)} ORDER BY l.pair_id, l.annotator",
             params).to_pylist()
 

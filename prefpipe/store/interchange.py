@@ -1,5 +1,6 @@
-"""The store's side of preference interchange: inserting an imported file's rows, and reading the
-decisive labels an export writes. The rules (parsing, ids, chosen/rejected) stay in
+"""The store's side of preference interchange: inserting an imported file's rows (bringing an
+older store's labels table up to today's label sources first), and reading the decisive labels an
+export writes. The rules (parsing, ids, chosen/rejected) stay in
 `prefpipe.data.interchange`; this module holds their SQL.
 
     added = store.imports.insert_new({"prompts": [...], "candidates": [...], "pairs": [...],
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
+
+from prefpipe.store.schema import TABLES
 
 if TYPE_CHECKING:
     from prefpipe.store.db import Store
@@ -53,6 +56,7 @@ class Imports:
         their defaults); their types are the store's own, read from the table."""
         added = {}
         with self.store.transaction() as con:
+            admit_label_sources(con, {row["source"] for row in tables.get("labels", [])})
             for name, rows in tables.items():
                 if not rows:
                     added[name] = 0
@@ -78,6 +82,22 @@ class Exports:
         'both bad' do not vote), by pair id: {pair_id, prompt_id, prompt, response_a, response_b,
         n_a, n_b, conf_a, conf_b}, conf_x being the mean confidence of the labels choosing x."""
         return self.store.query(DECISIVE_SQL).to_pylist()
+
+
+def admit_label_sources(con: duckdb.DuckDBPyConnection, sources: set[str]) -> None:
+    """Rebuild the labels table with today's CHECK on `source` (schema.TABLES) if the store was made
+    before one of `sources` was a label source (e.g. 'import'): DuckDB can't alter a CHECK, and a
+    table's CHECK stays the one it was created with. Every row and column is kept."""
+    checks = [row[0] for row in con.execute(
+        "SELECT expression FROM duckdb_constraints() WHERE table_name = 'labels' "
+        "AND constraint_type = 'CHECK'").fetchall()]
+    source_check = next((c for c in checks if '"source"' in c or "source IN" in c), None)
+    if source_check is None or all(f"'{source}'" in source_check for source in sources):
+        return
+    con.execute("ALTER TABLE labels RENAME TO labels_before_migration")
+    con.execute(TABLES)  # every table IF NOT EXISTS: only labels is made anew
+    con.execute("INSERT INTO labels BY NAME SELECT * FROM labels_before_migration")
+    con.execute("DROP TABLE labels_before_migration")
 
 
 def _arrow_schema(con: duckdb.DuckDBPyConnection, table: str, columns: str) -> pa.Schema:

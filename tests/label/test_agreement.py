@@ -131,3 +131,54 @@ def test_agreement_report_weights_kappa_by_shared_items():
     assert report["human_kappa"] == {"x|y": 1.0, "x|z": -1.0}
     assert report["human_kappa_mean"] == pytest.approx((1.0 * 2 - 1.0 * 4) / 6)
     assert report["human_pairs_multiply_labelled"] == 6
+
+
+def test_agreement_is_measured_within_one_source():
+    imported = Label("p1", "import", "import:file", "b", 1.0)
+    with pytest.raises(ValueError, match=r"within one label source; got labels of \['human', 'import'\]"):
+        agreement_report([lab("p1", "u1", "a"), lab("p1", "u2", "a"), imported])
+    assert agreement_report([imported])["pairs_multiply_labelled"] == 0  # one source: measured
+
+
+def test_imported_labels_never_count_as_an_annotator(tmp_path):
+    """An imported file's labels, even imported as 'human', are in no agreement figure: not in
+    human_labels, nor the admin page's progress, κ and α, while people's answers to the same
+    pairs are."""
+    import json
+
+    from prefpipe.annotate.annotation import add_annotator, human_labels, next_task, submit
+    from prefpipe.annotate.app.admin import admin_view
+    from prefpipe.annotate.human_queue import queue_pairs
+    from prefpipe.data.interchange import import_preferences
+    from prefpipe.store import Store
+
+    store = Store(tmp_path / "s.duckdb", lock_timeout_s=10)
+    rows = [{"prompt": f"q{n}", "chosen": f"good {n}", "rejected": f"bad {n}"} for n in range(6)]
+    (tmp_path / "told_human.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    told_human = import_preferences(store, tmp_path / "told_human.jsonl", "trl", source="human")
+    import_preferences(store, tmp_path / "plain.jsonl", "trl")
+    for annotator in ("ann1", "ann2"):
+        add_annotator(store, annotator)
+    assert queue_pairs(store, told_human.pair_ids, ["ann1", "ann2"], 2, seed=0) == 8
+    for annotator, contrary in (("ann1", set()), ("ann2", {"q0", "q1"})):  # ann2 prefers 'bad' twice
+        while (task := next_task(store, annotator)) is not None:
+            picks_good = task.prompt not in contrary
+            submit(store, annotator, task.task_id, "first" if task.first.startswith("good") == picks_good
+                   else "second", None)
+    people = human_labels(store, include_gold=True)
+    assert sorted((la.annotator, la.choice) for la in people) == [("ann1", "a")] * 4 + [("ann2", "a")] * 2 + \
+        [("ann2", "b")] * 2
+    view = admin_view(store, tmp_path / "no_metrics.json")
+    assert [row["annotator"] for row in view["progress"]] == ["ann1", "ann2"]
+    assert list(view["kappas"]) == ["ann1|ann2"] and view["overlapping_pairs"] == 4
+    units = {}
+    for label in people:
+        units.setdefault(label.pair_id, []).append(label.choice)
+    assert view["alpha"] == pytest.approx(krippendorff_alpha(units)) == agreement_report(people)["alpha"]
+    everything = store.query("SELECT pair_id, choice FROM labels").to_pylist()  # the imports' too
+    assert len(everything) == 8 + 6
+    with_imports = {}
+    for row in everything:
+        with_imports.setdefault(row["pair_id"], []).append(row["choice"])
+    assert krippendorff_alpha(with_imports) != pytest.approx(view["alpha"])  # they would have moved it

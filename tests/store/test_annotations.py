@@ -148,3 +148,21 @@ def test_human_labels_leave_out_gold_unless_asked_and_filter_by_pair(store):
     assert [r["pair_id"] for r in store.annotations.human_labels(include_gold=True)] == ["p0", "p0", "p2"]
     assert [r["annotator"] for r in store.annotations.human_labels(["p0"])] == ["u1", "u2"]
     assert store.annotations.human_labels([]) == []
+
+
+def test_a_human_label_that_answers_no_task_is_no_annotator_s_answer(store):
+    """An imported file's labels (source 'import', or 'human' if the importer said so) answer no
+    task: they are never among human_labels, progress or gold accuracy."""
+    queued(store)
+    answer(store, "t0", "u1", "a")
+    imported = [{"label_id": f"i{n}", "pair_id": pair, "source": source, "annotator": annotator,
+                 "choice": "b", "confidence": 1.0, "principle": None, "rationale": "imported from f.jsonl",
+                 "shown_order": None}
+                for n, (pair, source, annotator) in enumerate([("p0", "human", "import:file"),
+                                                               ("p2", "human", "import:file"),
+                                                               ("p1", "import", "u1")])]
+    store.upsert("labels", pa.Table.from_pylist(imported))
+    assert [(r["pair_id"], r["annotator"]) for r in store.annotations.human_labels(include_gold=True)] == [
+        ("p0", "u1")]
+    assert store.annotations.gold_accuracy() == {}
+    assert [(r["annotator"], r["done"]) for r in store.annotations.progress()] == [("u1", 1), ("u2", 0)]

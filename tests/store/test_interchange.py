@@ -62,3 +62,33 @@ def test_decisive_votes_count_a_and_b_and_leave_out_a_split_vote(store):
     assert (votes["response_a"], votes["response_b"]) == ("yes", "no")
     assert (votes["n_a"], votes["n_b"]) == (2, 1)
     assert votes["conf_a"] == pytest.approx(0.7) and votes["conf_b"] == pytest.approx(0.9)
+
+
+def test_a_store_made_before_the_import_source_takes_imported_labels(tmp_path):
+    """A labels table keeps the CHECK it was created with: insert_new rebuilds it with today's
+    sources, keeping every row and column."""
+    import duckdb
+
+    from prefpipe.store.schema import TABLES
+
+    path = tmp_path / "old.duckdb"
+    old_tables = TABLES.replace(", 'import'", "")
+    assert old_tables != TABLES
+    with duckdb.connect(str(path)) as con:
+        con.execute(old_tables)
+        con.execute("INSERT INTO labels (label_id, pair_id, source, annotator, choice, confidence, "
+                    "rationale, shown_order) VALUES ('h1', 'x', 'human', 'u1', 'b', 1.0, 'why', 'ba')")
+        with pytest.raises(duckdb.ConstraintException, match="CHECK constraint"):
+            con.execute("INSERT INTO labels (label_id, pair_id, source, annotator, choice, confidence) "
+                        "VALUES ('i0', 'x', 'import', 'f', 'a', 1.0)")
+    store = Store(path, lock_timeout_s=10.0)
+    before = store.query("SELECT * FROM labels").to_pylist()
+    imported = {**label("i1", "a"), "source": "import"}
+    added = store.imports.insert_new({"prompts": [PROMPT], "labels": [imported]})
+    assert added == {"prompts": 1, "labels": 1}
+    rows = store.query("SELECT * FROM labels ORDER BY label_id").to_pylist()
+    assert rows[0] == before[0] and (rows[1]["label_id"], rows[1]["source"]) == ("i1", "import")
+    with pytest.raises(Exception, match="CHECK constraint"):  # the CHECK is still there, with 'import'
+        store.imports.insert_new({"labels": [{**label("i2", "a"), "source": "crowd"}]})
+    assert store.count("labels") == 2
+

@@ -18,6 +18,8 @@ raises `BadRow` naming the problem; the importer adds the file and the row. A re
   and `rejected` message lists, optional `score_chosen`/`score_rejected`) is read as it stands.
 
 Multi-turn prompts are kept as HH-style transcripts, the one string form the store has for them.
+Long because the three schemas share one set of checks (a parser meets any JSON value: every
+oddity it can hold is a `BadRow`, never another exception; `tests/.../test_properties.py`).
 """
 from __future__ import annotations
 
@@ -49,10 +51,14 @@ class Preference:
 
 # --- shared checks -----------------------------------------------------------------------------
 
-def _text(record: dict, column: str) -> str:
+def _column(record: dict, column: str) -> object:
     if column not in record:
         raise BadRow(f"missing column '{column}' (columns here: {', '.join(map(str, record)) or 'none'})")
-    return _nonempty(record[column], f"column '{column}'")
+    return record[column]
+
+
+def _text(record: dict, column: str) -> str:
+    return _nonempty(_column(record, column), f"column '{column}'")
 
 
 def _nonempty(value: object, what: str) -> str:
@@ -60,11 +66,18 @@ def _nonempty(value: object, what: str) -> str:
         raise BadRow(f"{what} must be text, got {type(value).__name__} {_short(value)}")
     if not value.strip():
         raise BadRow(f"{what} is empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:  # JSON's "\ud800" escapes decode to text no file can hold
+        raise BadRow(f"{what} holds an unpaired surrogate at character {err.start + 1}") from None
     return value
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int of over 4300 digits; a deeply nested value
+        return f"<a {type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -137,11 +150,9 @@ def _as_messages(prompt: str, response: str) -> list[dict]:
 
 def parse_trl(record: dict, seed: int = 0) -> Preference:
     """TRL standard (strings) or conversational (message lists) preference row."""
-    for column in ("chosen", "rejected"):
-        if column not in record:
-            raise BadRow(f"missing column '{column}' (columns here: {', '.join(map(str, record))})")
-    if isinstance(record["chosen"], list | tuple) or isinstance(record["rejected"], list | tuple):
-        return _conversation(record.get("prompt"), record["chosen"], record["rejected"])
+    chosen, rejected = _column(record, "chosen"), _column(record, "rejected")
+    if isinstance(chosen, list | tuple) or isinstance(rejected, list | tuple):
+        return _conversation(record.get("prompt"), chosen, rejected)
     return _distinct(Preference(_text(record, "prompt"), _text(record, "chosen"),
                                 _text(record, "rejected")))
 
@@ -191,16 +202,15 @@ def _number(value: object, what: str) -> float | None:
     """A score as a float; None (or 'N/A') means unscored; anything else non-numeric is bad."""
     if value is None or value == "N/A":
         return None
-    if isinstance(value, bool):
-        raise BadRow(f"{what} must be a number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise BadRow(f"{what} must be a number, got {_short(value)}") from None
-    if not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BadRow(f"{what} must be a number, got {type(value).__name__} {_short(value)}")
-    return float(value)
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # text that is no number; an int beyond float's range
+        raise BadRow(f"{what} must be a number, got {_short(value)}") from None
+    if math.isnan(number):
+        raise BadRow(f"{what} must be a number, got NaN")
+    return number
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -260,7 +270,8 @@ def parse_ultrafeedback(record: dict, seed: int = 0) -> Preference | None:
                      f"form); columns here: {', '.join(map(str, record))}")
     column = "prompt" if "prompt" in record else "instruction"
     if column not in record:
-        raise BadRow(f"missing column 'prompt' (or 'instruction'); columns here: {', '.join(record)}")
+        raise BadRow("missing column 'prompt' (or 'instruction'); columns here: "
+                     f"{', '.join(map(str, record))}")
     prompt = _nonempty(record[column], f"column '{column}'")
     completions = record["completions"]
     if not isinstance(completions, list | tuple):

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefpipe.data.interchange import ImportReport, import_preferences
+from prefpipe.data.interchange.importer import IMPORT_ANNOTATOR
 from prefpipe.errors import DataError
 from prefpipe.store import Store
 from prefpipe.world.prompts import prompt_id
@@ -132,9 +133,11 @@ def test_rows_follow_the_store_conventions(store, tmp_path):
     assert len(candidates) == 5
     assert [by_response[r]["sample_index"] for r in ("4", "5", "22")] == [0, 1, 2]
     assert by_response["Hi!"]["num_tokens"] == 1
-    labels = store.query("SELECT * FROM labels").to_pylist()
+    labels = store.query("SELECT * FROM labels ORDER BY rationale").to_pylist()
     assert {(lab["source"], lab["annotator"], lab["choice"], lab["confidence"]) for lab in labels} == \
-        {("critic", "import:trl_prefs.jsonl", "a", 1.0)}
+        {("critic", IMPORT_ANNOTATOR, "a", 1.0)}
+    assert [lab["rationale"] for lab in labels] == [f"imported from trl_prefs.jsonl line {n}"
+                                                    for n in (1, 2, 3)]
     pairs = store.query("SELECT p.*, ca.response AS a, cb.response AS b FROM pairs p "
                         "JOIN candidates ca ON ca.candidate_id = p.candidate_a "
                         "JOIN candidates cb ON cb.candidate_id = p.candidate_b").to_pylist()
@@ -161,11 +164,21 @@ def test_a_prompt_already_in_the_store_keeps_its_row(store, tmp_path):
     assert kept == [embedded]
 
 
-def test_the_same_content_from_two_files_shares_prompts_not_candidates(store, tmp_path):
-    import_preferences(store, write_records(tmp_path / "one", "jsonl", TRL), "trl")
-    report = import_preferences(store, write_records(tmp_path / "two", "parquet", TRL), "trl")
-    assert report.new_prompts == 0 and report.new_candidates == 5 and report.new_labels == 3
-    assert store.count("prompts") == 2 and store.count("pairs") == 6
+def test_the_same_content_under_another_name_format_or_container_imports_once(store, tmp_path):
+    first = import_preferences(store, write_records(tmp_path / "one", "jsonl", TRL[:2]), "trl")
+    before = snapshot(store)
+    hh = [{"chosen": f"\n\nHuman: {r['prompt']}\n\nAssistant: {r['chosen']}",
+           "rejected": f"\n\nHuman: {r['prompt']}\n\nAssistant: {r['rejected']}"} for r in TRL[:2]]
+    for name, container, fmt, records in [("two", "parquet", "trl", TRL[:2]), ("three", "jsonl", "hh", hh),
+                                          ("four", "folder", "trl", TRL[1::-1])]:
+        again = import_preferences(store, write_records(tmp_path / name, container, records), fmt)
+        assert again.pair_ids == first.pair_ids[::-1] if name == "four" else first.pair_ids
+        assert (again.new_prompts, again.new_candidates, again.new_pairs, again.new_labels) == (0, 0, 0, 0)
+    assert snapshot(store) == before  # the first file stays the provenance: prompt source, rationale
+    assert set(store.query("SELECT source FROM prompts")["source"].to_pylist()) == {"one.jsonl"}
+    # new content in a known file name is new
+    more = import_preferences(store, write_records(tmp_path / "one", "jsonl", TRL), "trl")
+    assert (more.new_pairs, more.new_labels, more.new_candidates) == (1, 1, 1)
 
 
 # --- bad rows: the message names file and row, and the store is unchanged ------------------------
@@ -228,7 +241,7 @@ def test_invalid_json_line(filled, tmp_path):
 
 
 @pytest.mark.parametrize("text, problem", [
-    ("[1, 2]\n", "line 1: expected a JSON object, got list"),
+    ("[1, 2]\n", "line 1: expected a JSON object, got array"),
     ('{"prompt": "p"}\n\xff\n', None),
 ])
 def test_not_an_object_or_not_utf8(store, tmp_path, text, problem):
@@ -277,3 +290,106 @@ def test_report_type(store, tmp_path):
     report = import_preferences(store, path, "ultrafeedback")
     assert isinstance(report, ImportReport)
     assert (report.rows, report.preferences, report.skipped, report.duplicates) == (3, 2, 1, 0)
+
+
+# --- every bad row in one run, size limits, JSON arrays ------------------------------------------
+
+def test_every_bad_row_is_reported_in_one_run(filled, tmp_path):
+    cut = '{"prompt": "p", "chosen": "a", "rejected": '  # a line cut short: its column is its end
+    lines = [json.dumps(GOOD[0]), json.dumps({"prompt": "p", "chosen": "a"}), cut, "[1, 2]",
+             json.dumps(GOOD[1]), json.dumps({"prompt": "p", "chosen": "a", "rejected": 5}), "",
+             json.dumps({"prompt": "p", "chosen": "same", "rejected": "same"})]
+    path = tmp_path / "five_bad.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"prompt": "\xff"}\n')
+    before = snapshot(filled)
+    with pytest.raises(DataError) as err:
+        import_preferences(filled, path, "trl")
+    first, *listed = str(err.value).splitlines()
+    assert first.startswith(f"{path}: 6 bad rows (format 'trl'; nothing was imported)")
+    assert listed == [
+        f"  {path}: line 2: missing column 'rejected' (columns here: prompt, chosen)",
+        f"  {path}: line 3: not valid JSON: Expecting value at column {len(cut) + 1} (the line ends "
+        "there: is it cut short?)",
+        f"  {path}: line 4: expected a JSON object, got array (a JSON array of records belongs in a "
+        ".json file)",
+        f"  {path}: line 6: column 'rejected' must be text, got int 5",
+        f"  {path}: line 8: chosen and rejected are the same response; a preference needs two",
+        f"  {path}: line 9: not UTF-8 text (invalid start byte at byte 12 of the line); save the file "
+        "as UTF-8"]
+    assert snapshot(filled) == before
+
+
+def test_the_list_of_bad_rows_stops_at_fifty_then_counts(store, tmp_path):
+    path = write_records(tmp_path / "many_bad", "jsonl", [{"prompt": "p", "chosen": "a"}] * 62 + GOOD)
+    with pytest.raises(DataError) as err:
+        import_preferences(store, path, "trl")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"{path}: 62 bad rows") and len(lines) == 1 + 50 + 1
+    assert lines[50].startswith(f"  {path}: line 50: ") and lines[-1] == "  ... and 12 more"
+
+
+LONG = {"prompt": "Say hi.", "chosen": "h" * 30, "rejected": "No."}
+
+
+@pytest.mark.parametrize("record, field, size", [
+    (LONG, "chosen response", 30), ({**LONG, "chosen": "Hi!", "rejected": "n" * 25}, "rejected response", 25),
+    ({**LONG, "prompt": "q" * 21, "chosen": "Hi!"}, "prompt", 21)])
+def test_a_field_over_max_chars_is_refused_with_row_field_and_limit(store, tmp_path, record, field, size):
+    path = write_records(tmp_path / "long", "jsonl", [*GOOD, record])
+    with pytest.raises(DataError) as err:
+        import_preferences(store, path, "trl", max_chars=20)
+    assert str(err.value).startswith(f"{path}: line 3: the {field} has {size} characters, over the "
+                                     "limit of 20 (label.importing.max_chars)")
+    assert "--truncate" in str(err.value) and store.count("labels") == 0
+    assert import_preferences(store, path, "trl", max_chars=size).new_labels == 3  # at the limit: fine
+
+
+def test_truncate_cuts_long_fields_and_counts_the_rows(store, tmp_path):
+    same_start = {"prompt": "Say hi.", "chosen": "x" * 25 + "a", "rejected": "x" * 25 + "b"}
+    path = write_records(tmp_path / "long", "jsonl", [*GOOD, LONG, {**LONG, "prompt": "q" * 40}])
+    report = import_preferences(store, path, "trl", max_chars=20, truncate=True)
+    assert (report.truncated, report.new_labels) == (2, 4) and "2 rows cut to fit" in report.summary()
+    assert max(store.query("SELECT length(response) AS n FROM candidates")["n"].to_pylist()) == 20
+    assert "q" * 20 in store.query("SELECT prompt FROM prompts")["prompt"].to_pylist()
+    untouched = import_preferences(store, write_records(tmp_path / "short", "jsonl", GOOD), "trl",
+                                   max_chars=20, truncate=True)
+    assert untouched.truncated == 0 and "cut to fit" not in untouched.summary()
+    alike = write_records(tmp_path / "alike", "jsonl", [same_start])
+    with pytest.raises(DataError, match="line 1: chosen and rejected are the same once cut to 20"):
+        import_preferences(store, alike, "trl", max_chars=20, truncate=True)
+
+
+def test_imports_take_their_own_label_source_by_default(store, tmp_path):
+    report = import_preferences(store, write_records(tmp_path / "p", "jsonl", TRL), "trl")
+    assert report.source == "import" and "source 'import'" in report.summary()
+    assert store.query("SELECT DISTINCT source FROM labels")["source"].to_pylist() == ["import"]
+
+
+def test_a_json_array_file_is_read_as_records(store, tmp_path):
+    path = tmp_path / "prefs.json"
+    path.write_text(json.dumps(TRL, indent=2))
+    report = import_preferences(store, path, "trl")
+    assert triples(store) == TRL_TRIPLES and report.rows == 3
+    lines = tmp_path / "lines.json"  # a .json file of JSON lines is still read as lines
+    lines.write_text("".join(json.dumps(r) + "\n" for r in HH))
+    assert import_preferences(store, lines, "hh").preferences == 2
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('[\n  {"prompt": "p", "chosen": "a", "rejected": "b"},\n  7,\n  {"prompt": "p"}\n]',
+     "2 bad rows"),
+    ('[{"prompt": "p", "chosen": "a", "rejected": "b"},\n {"prompt": "q", "chosen": ',
+     "line 2: not a valid JSON array: Expecting value at column 28 (the file ends there: is it cut short?)"),
+    ('{\n  "prompt": "p",\n  "chosen": "a",\n  "rejected": "b"\n}\n',
+     "line 1: the file holds one JSON object spread over several lines; give one object per line"),
+])
+def test_a_bad_json_array_file_says_what_is_wrong_where(store, tmp_path, text, problem):
+    path = tmp_path / "prefs.json"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        import_preferences(store, path, "trl")
+    assert problem in str(err.value) and "not valid JSON (" not in str(err.value)
+    if problem == "2 bad rows":
+        assert f"{path}: line 3 (array index 1): expected a JSON object, got number" in str(err.value)
+        assert f"{path}: line 4 (array index 2): missing column 'chosen'" in str(err.value)
+    assert store.count("labels") == 0
