@@ -20,7 +20,7 @@ from prefpipe.data.preflight import check_against_data
 from prefpipe.errors import PrefpipeError, StageInputError
 from prefpipe.store import Store
 
-__all__ = ["StageInputError", "folder_hash", "free_port", "is_main_process",  # StageInputError: for stages
+__all__ = ["StageInputError", "free_port", "is_main_process",  # StageInputError: for stages
            "relaunch_under_accelerate", "report_exit", "run_stage", "setup", "train_context", "write_csv",
            "write_json"]
 
@@ -62,18 +62,11 @@ def _fmt(value) -> str:
     return "" if value is None else str(value)
 
 
-def folder_hash(path: Path) -> str:
-    """Content hash of a model folder: its model version in the store."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def train_context(params: Params, stage: str, inputs: list[Path], settings):
-    """Accelerate runtime and a checkpointer whose folder is keyed by the stage's params and inputs,
-    so a rerun after a kill resumes, while changed params or data start afresh."""
+    """Accelerate runtime and a checkpointer whose folder is keyed by the stage's params and inputs
+    (a folder by its model version: prefpipe/models/version.py), so a rerun after a kill resumes,
+    while changed params or data start afresh."""
+    from prefpipe.models.version import model_version
     from prefpipe.train.checkpoint import Checkpointer
     from prefpipe.train.distributed import Runtime
     from prefpipe.train.loop import TrainContext
@@ -84,7 +77,7 @@ def train_context(params: Params, stage: str, inputs: list[Path], settings):
                                         "processes": runtime.world_size},
                                        sort_keys=True, default=asdict).encode())
     for path in inputs:
-        digest.update(folder_hash(path).encode() if path.is_dir() else path.read_bytes())
+        digest.update(model_version(path).encode() if path.is_dir() else path.read_bytes())
     directory = Path(params.runtime.checkpoint_dir) / stage / digest.hexdigest()[:16]
     checkpointer = Checkpointer(directory, params.runtime.checkpoint_every, runtime.is_main,
                                 runtime.barrier)

@@ -14,12 +14,13 @@ import pyarrow as pa
 
 from prefpipe.models.generation import sample_responses, truncated_prompts, warn_truncated
 from prefpipe.models.io import load_causal_lm, load_tokenizer
+from prefpipe.models.version import model_version
 from prefpipe.progress import Progress
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.world.corpus import choose_prompts
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
-from tasks._stage import StageInputError, folder_hash, run_stage, write_json
+from tasks._stage import StageInputError, run_stage, write_json
 
 log = logging.getLogger("prefpipe")
 
@@ -43,16 +44,16 @@ def generate(params, store) -> dict:
                     "generate.pairs_per_prompt or generate.candidates_per_prompt for more pairs per "
                     "prompt", gen.prompts, choice.available, len(choice.prompts))
     chosen = choice.prompts
-    model_version = folder_hash(paths.SFT_MODEL)
+    version = model_version(paths.SFT_MODEL)  # of the weights, tokenizer and config, not the files
     # a non-default prompt format changes the samples: it joins the key (auto keeps today's keys)
     formats = [] if params.model.prompt_format == "auto" else [params.model.prompt_format]
-    generation_key = _key(model_version, json.dumps(asdict(gen), sort_keys=True), params.seed,
+    generation_key = _key(version, json.dumps(asdict(gen), sort_keys=True), params.seed,
                           *formats)
     tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
     model = load_causal_lm(paths.SFT_MODEL)
     log.info("sampling %d candidates for each of %d prompts (model %s)",
-             gen.candidates_per_prompt, len(chosen), model_version)
+             gen.candidates_per_prompt, len(chosen), version)
     with Progress(len(chosen), "generate", "prompt") as progress:
         samples = sample_responses(model, tokenizer, [p.prompt for p in chosen],
                                    gen.candidates_per_prompt, gen.sampling, params.seed,
@@ -63,7 +64,7 @@ def generate(params, store) -> dict:
     for s in samples:
         prompt = chosen[s.prompt_index]
         candidates.append({"candidate_id": _key(generation_key, s.prompt_index, s.sample_index),
-                           "prompt_id": prompt.prompt_id, "model_version": model_version,
+                           "prompt_id": prompt.prompt_id, "model_version": version,
                            "generation_key": generation_key, "sample_index": s.sample_index,
                            "response": s.response, "finished": s.finished,
                            "num_tokens": s.num_tokens})

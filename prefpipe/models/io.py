@@ -14,6 +14,7 @@ from transformers import (
 )
 
 from prefpipe.models.formatting import apply_prompt_format
+from prefpipe.models.version import ENVIRONMENT_KEYS
 from prefpipe.vocab import PromptFormat
 
 EXTERNAL_POINTER = "external_model.json"
@@ -60,7 +61,23 @@ def load_reward_model(path: str | Path):
 
 
 def save_model(model, tokenizer, out_dir: str | Path) -> None:
+    """A Hugging Face folder that carries nothing of the environment it was written in, so the same
+    weights give the same bytes (and DVC hash) anywhere: `strip_environment_keys`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    strip_environment_keys(out_dir)
+
+
+def strip_environment_keys(folder: Path) -> None:
+    """Remove version.ENVIRONMENT_KEYS from the top level of the folder's JSON files.
+
+    transformers copies how a tokenizer was loaded into tokenizer_config.json: `local_files_only`
+    is true when HF_HUB_OFFLINE=1 was set, `is_local` says whether a path was a folder. The library
+    version (`transformers_version`) stays: uv.lock pins it, and another one may compute otherwise."""
+    for path in sorted(folder.glob("*.json")):
+        content = json.loads(path.read_text())
+        if isinstance(content, dict) and ENVIRONMENT_KEYS & content.keys():
+            kept = {k: v for k, v in content.items() if k not in ENVIRONMENT_KEYS}
+            path.write_text(json.dumps(kept, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

@@ -52,7 +52,7 @@ def no_models(monkeypatch):
         monkeypatch.setattr(stage, "load_tokenizer", lambda *a: SimpleNamespace(padding_side="right"))
         monkeypatch.setattr(stage, "load_causal_lm", lambda path: path)
         monkeypatch.setattr(stage, "sample_responses", fake_samples)
-    monkeypatch.setattr(tasks.generate, "folder_hash", lambda path: "sft-v0")
+    monkeypatch.setattr(tasks.generate, "model_version", lambda path: "sft-v0")
     monkeypatch.setattr(tasks.evaluate, "load_reward_model", lambda path: path)
     monkeypatch.setattr(tasks.evaluate, "response_logprobs",
                         lambda model, tok, prompts, *a: [-1.0 if model == paths.POLICY_MODEL else -2.0
