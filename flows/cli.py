@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import traceback
 from dataclasses import fields, is_dataclass
 from typing import NoReturn
 
+from flows.children import run_child, serve_until_stopped
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
 from flows.label_cli import add_label_commands
 from flows.report_cli import add_report_command
@@ -73,6 +73,8 @@ def cmd_stage(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    """`prefect server start` in a process group of its own; SIGTERM or SIGINT stops all of it and
+    exits 0 (flows/children.py)."""
     api_url = f"http://127.0.0.1:{args.port}/api"
     env = {**os.environ, "PREFECT_UI_API_URL": api_url, "PREFECT_API_URL": api_url,
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(args.port)}
@@ -81,20 +83,19 @@ def cmd_ui(args) -> int:
     print(f"Prefect UI on http://127.0.0.1:{args.port}; `prefpipe run` in another shell reports "
           "to it. Ctrl-C stops it.", flush=True)
     try:
-        return subprocess.call(["prefect", "server", "start", "--host", "127.0.0.1",
-                                "--port", str(args.port)], env=env)
-    except KeyboardInterrupt:
-        return 0
+        return serve_until_stopped("prefpipe ui", lambda: run_child(
+            ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(args.port)], env))
     finally:
         if not server_healthy(api_url):
             UI_STATE.unlink(missing_ok=True)
 
 
 def cmd_serve(args) -> int:
+    """`flow.serve` in this process; SIGTERM or SIGINT stops it with Prefect's temporary server, if
+    it started one (no PREFECT_API_URL), and exits 0 (flows/children.py)."""
     from flows.pipeline import pipeline
 
-    pipeline.serve(name=args.name, cron=args.cron)
-    return 0
+    return serve_until_stopped("prefpipe serve", lambda: pipeline.serve(name=args.name, cron=args.cron))
 
 
 def cmd_params(args) -> int:

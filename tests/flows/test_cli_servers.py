@@ -1,13 +1,18 @@
-"""`prefpipe ui` and `prefpipe serve` against real Prefect servers on loopback."""
+"""`prefpipe ui`, `prefpipe serve` and `prefpipe label serve` as real servers on loopback: what they
+serve, and that SIGTERM or SIGINT stops every process they started (flows/children.py)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import env_for, flow_runs, free_port, make_repo
@@ -32,9 +37,10 @@ def test_ui_serves_the_ui_and_later_runs_report_to_it(tmp_path):
     repo = make_repo(tmp_path / "ui", None)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    ui = subprocess.Popen([sys.executable, "-m", "flows.cli", "ui", "--port", str(port)],
-                          cwd=repo.path, env=env_for(repo.path), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    output = tmp_path / "output.txt"
+    with open(output, "w") as out:
+        ui = subprocess.Popen([sys.executable, "-m", "flows.cli", "ui", "--port", str(port)],
+                              cwd=repo.path, env=env_for(repo.path), stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "the server")
         state = json.loads((repo.path / ".prefect" / "ui.json").read_text())
@@ -47,13 +53,11 @@ def test_ui_serves_the_ui_and_later_runs_report_to_it(tmp_path):
         repo.prefpipe("run", "--stage", "prepare")  # no PREFECT_API_URL: found via ui.json
         runs = flow_runs(api)
         assert [r["state_type"] for r in runs] == ["COMPLETED"]
+
+        stop_and_check(ui, signal.SIGINT, repo.path / ".prefect", port, output)  # Ctrl-C
+        assert not (repo.path / ".prefect" / "ui.json").exists()
     finally:
-        ui.send_signal(signal.SIGINT)
-        try:
-            ui.wait(timeout=120)
-        except subprocess.TimeoutExpired:  # a loaded machine: don't leave a server behind
-            ui.kill()
-            ui.wait()
+        kill_tree(ui)
 
 
 def test_serve_registers_a_cron_scheduled_deployment(tmp_path, prefect_server):
@@ -74,3 +78,98 @@ def test_serve_registers_a_cron_scheduled_deployment(tmp_path, prefect_server):
     finally:
         serve.terminate()
         serve.wait(timeout=60)
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} (parent {process.ppid()}): {' '.join(process.cmdline())[:160]}"
+    except psutil.Error:
+        return f"{process.pid} (gone)"
+
+
+def leftovers(recorded: list[psutil.Process], home: Path, port: int) -> list[psutil.Process]:
+    """Recorded descendants still alive, and any other process (re-parented to init, say) whose
+    environment names this test's Prefect home or whose command line names its port."""
+    found = {p.pid: p for p in recorded if alive(p)}
+    for process in psutil.process_iter():
+        try:
+            if process.pid != os.getpid() and alive(process) and (
+                    process.environ().get("PREFECT_HOME") == str(home) or str(port) in process.cmdline()):
+                found[process.pid] = process
+        except psutil.Error:
+            pass
+    return list(found.values())
+
+
+def kill_tree(server: subprocess.Popen) -> None:
+    """After a failed check: don't leave the server or anything it started behind."""
+    if server.poll() is None:
+        for process in psutil.Process(server.pid).children(recursive=True):
+            process.kill()
+        server.kill()
+        server.wait()
+
+
+def stop_and_check(server: subprocess.Popen, sig: signal.Signals, home: Path, port: int,
+                   output: Path) -> None:
+    """Record the server's descendants, send `sig`, and check that it exits 0 within a minute with
+    its "stopped" line and leaves no process behind (any it left is killed, then reported)."""
+    recorded = psutil.Process(server.pid).children(recursive=True)
+    server.send_signal(sig)
+    try:
+        code = server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        recorded += psutil.Process(server.pid).children(recursive=True)
+        server.kill()
+        code = server.wait()
+    left = leftovers(recorded, home, port)
+    report = [describe(p) for p in left]
+    for process in left:
+        process.kill()
+    assert not report, f"processes left after {sig.name}: {report}"
+    assert code == 0, f"exit code {code} after {sig.name}:\n{output.read_text()[-2000:]}"
+    # Prefect's runner takes SIGTERM itself, so `prefpipe serve` can't always name the signal
+    assert re.search(rf"^prefpipe [a-z ]+ stopped( by {sig.name})?$", output.read_text(), re.M)
+
+
+SERVERS = {
+    "ui": ["ui", "--port", "{port}"],
+    "label": ["label", "serve", "--port", "{port}"],
+    "serve": ["serve", "--cron", "0 3 * * *", "--name", "stop-test"],  # its own temporary server
+}
+
+
+def answers(kind: str, port: int, output: Path, server: subprocess.Popen) -> bool:
+    if server.poll() is not None:
+        raise AssertionError(f"{kind} exited {server.returncode}:\n{output.read_text()[-2000:]}")
+    if kind == "ui":
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+    if kind == "label":
+        return httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200
+    return "is being served" in output.read_text() and bool(psutil.Process(server.pid).children())
+
+
+@pytest.mark.parametrize("kind, sig", [("ui", signal.SIGTERM), ("label", signal.SIGTERM),
+                                       ("label", signal.SIGINT), ("serve", signal.SIGTERM),
+                                       ("serve", signal.SIGINT)],
+                         ids=lambda v: getattr(v, "name", v))
+def test_a_signal_stops_the_server_and_every_process_it_started(tmp_path, kind, sig):
+    # `prefpipe ui`'s SIGINT case is the end of test_ui_serves_the_ui_and_later_runs_report_to_it
+    repo = make_repo(tmp_path / kind, None)
+    port, output = free_port(), tmp_path / "output.txt"
+    args = [a.format(port=port) for a in SERVERS[kind]]
+    with open(output, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=repo.path,
+                                  env=env_for(repo.path), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: answers(kind, port, output, server), 120, f"`prefpipe {' '.join(args)}`")
+        stop_and_check(server, sig, repo.path / ".prefect", port, output)
+    finally:
+        kill_tree(server)
