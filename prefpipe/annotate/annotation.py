@@ -66,11 +66,6 @@ def annotator_for_token(store: Store, token: str | None) -> tuple[str, bool] | N
     return store.annotations.annotator_for_token_hash(token_hash(token))
 
 
-def annotator_token_hash(store: Store, annotator_id: str) -> tuple[str, bool] | None:
-    """(token_sha256, is_admin) of an annotator, or None; sessions check it is still current."""
-    return store.annotations.annotator_token_hash(annotator_id)
-
-
 def enqueue(store: Store, pair_ids: Sequence[str], annotators: Sequence[str], overlap: int,
             gold: Mapping[str, str], gold_every: int, seed: int) -> int:
     """Deal pairs to annotators' queues and mix in gold items; returns the number of tasks added.
