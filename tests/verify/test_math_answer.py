@@ -20,6 +20,8 @@ from prefpipe.verify.math_answer import equivalent, extract_final_answer, math_r
     ("roughly 2.25 or so, maybe 3/4", "3/4"),
     ("no numbers here", None),
     ("\\boxed{unbalanced", None),
+    ("3 + 4 = .", "4"),  # nothing after "=": the last number
+    ("x = 3.5 .", "3.5"),
 ])
 def test_extract_final_answer(text, expected):
     assert extract_final_answer(text) == expected
@@ -38,6 +40,11 @@ def test_extract_final_answer(text, expected):
     ("3 \\cdot 4", "12"),
     ("x = 5", "5"),
     ("$7$", "7"),
+    ("sin(x)^2 + cos(x)^2", "1"),  # simplify
+    ("sin(x)**2*(a+b)**9 + cos(x)**2*(a+b)**9", "(a+b)**9"),
+    ("e^{10}", "exp(10)"),
+    ("1.e3", "1000"),
+    ("abs(-3)", "Abs(3)"),
 ])
 def test_equivalent_pairs(candidate, reference):
     assert equivalent(candidate, reference)
@@ -56,6 +63,9 @@ def test_equivalent_pairs(candidate, reference):
     ("(lambda: 1)()", "1"),
     ("x.__class__", "x"),
     ("1" * 201, "1" * 201),  # over the length cap
+    ("x/0", "x/0"),  # a division by zero is never an answer
+    ("(x+y)**9999", "(x+y)**9999"),  # expand could make over MAX_TERMS terms: refused
+    ("sin(x)**2*(a+b)**99 + cos(x)**2*(a+b)**99", "(a+b)**99"),  # too big to simplify: not shown equal
 ])
 def test_not_equivalent(candidate, reference):
     assert not equivalent(candidate, reference)
