@@ -2,7 +2,8 @@
 
 `serve_until_stopped(name, run)` calls `run()`, the server, in this process. SIGTERM or SIGINT
 raises `Stopped` there, a KeyboardInterrupt, so the library serving (uvicorn, Prefect's runner)
-shuts down as it does on Ctrl-C. Then every process this one started, and theirs, is stopped:
+shuts down as it does on Ctrl-C. Then every process this one started meanwhile, and theirs, is
+stopped (those already running when it was called are left alone):
 SIGTERM, then SIGKILL after `grace_s`; those that were descendants when the signal came are
 included even if they have since left the tree (re-parented to init). A requested stop is a
 server's normal end: one line "NAME stopped by SIGTERM" and exit code 0 (not 128 + the signal, as
@@ -111,10 +112,11 @@ def serve_until_stopped(name: str, run: Callable[[], int | None], grace_s: float
                         deadline_s: float = DEADLINE_S) -> int:
     """Call `run()` until it returns (its exit code; None is 0) or SIGTERM / SIGINT stops it (0);
     either way no process it started outlives this call. Prints "NAME stopped" when it ends with 0."""
+    earlier = descendants()  # not the server's to stop (a test's own servers, say)
     recorded: dict[int, str] = {}
     seen: list[int] = []  # the signals that came, the first one stopping the server
     stopping, done = threading.Event(), threading.Event()
-    threading.Thread(target=_force_exit_when_stuck, args=(name, seen, stopping, done, deadline_s),
+    threading.Thread(target=_force_exit_when_stuck, args=(name, seen, stopping, done, deadline_s, earlier),
                      daemon=True).start()  # now: a handler that starts a thread can deadlock
 
     def handle(signum, frame):
@@ -131,7 +133,7 @@ def serve_until_stopped(name: str, run: Callable[[], int | None], grace_s: float
         code = 0
     finally:
         seen.append(0)  # from here on a signal only records what is running
-        stop_processes({**recorded, **descendants()}, grace_s)
+        stop_processes(_started_since(earlier, {**recorded, **descendants()}), grace_s)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         done.set()
@@ -142,14 +144,19 @@ def serve_until_stopped(name: str, run: Callable[[], int | None], grace_s: float
     return code
 
 
+def _started_since(earlier: Mapping[int, str], processes: Mapping[int, str]) -> dict[int, str]:
+    """`processes` less those that were already running (same pid and start time) in `earlier`."""
+    return {pid: start for pid, start in processes.items() if earlier.get(pid) != start}
+
+
 def _force_exit_when_stuck(name: str, seen: list[int], stopping: threading.Event,
-                           done: threading.Event, deadline_s: float) -> None:
+                           done: threading.Event, deadline_s: float, earlier: Mapping[int, str]) -> None:
     """Once a signal came, a shutdown that hangs past `deadline_s` ends anyway: what is left is
     killed and the process exits 128 + the signal's number."""
     stopping.wait()
     if done.wait(deadline_s):
         return
-    stop_processes(descendants(), grace_s=0)
+    stop_processes(_started_since(earlier, descendants()), grace_s=0)
     print(f"error: {name}: stopped by {signal.Signals(seen[0]).name} (forced after {deadline_s:.0f} s)",
           file=sys.stderr, flush=True)
     os._exit(128 + seen[0])

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from flows.children import descendants
+from flows.children import descendants, serve_until_stopped
 
 # A child in a group of its own that ignores SIGTERM, and a grandchild that left for its own session.
 STUBBORN = textwrap.dedent("""
@@ -129,17 +129,30 @@ def test_a_server_that_ends_by_itself_keeps_its_code_and_leaves_nothing(code):
 
 
 def test_descendants_sees_grandchildren_and_tells_reused_pids_apart():
+    before = descendants()  # this test run's own servers, if any
     shell = subprocess.Popen(["sh", "-c", "sleep 300 & wait"])
     try:
         deadline = time.monotonic() + 10
-        while len(descendants()) < 2 and time.monotonic() < deadline:
+        while not descendants(shell.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         found = descendants()
-        expected = {p.pid for p in psutil.Process().children(recursive=True)}
-        assert set(found) == expected and shell.pid in found and len(found) == 2
-        assert descendants(shell.pid).keys() == found.keys() - {shell.pid}
+        new = found.keys() - before.keys()
+        expected = {shell.pid} | {p.pid for p in psutil.Process(shell.pid).children(recursive=True)}
+        assert new == expected and len(new) == 2
+        assert descendants(shell.pid).keys() == new - {shell.pid}
         assert all(start.isdigit() for start in found.values())  # start times, not pids
     finally:
-        for process in psutil.Process().children(recursive=True):
+        for process in psutil.Process(shell.pid).children(recursive=True):
             process.kill()
+        shell.kill()
         shell.wait()
+
+
+def test_processes_running_before_the_server_are_left_alone():
+    earlier = subprocess.Popen(["sleep", "300"])
+    try:
+        assert serve_until_stopped("stub", lambda: 0, grace_s=1) == 0
+        assert earlier.poll() is None  # not the server's: still running
+    finally:
+        earlier.kill()
+        earlier.wait()
