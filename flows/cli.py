@@ -28,6 +28,11 @@ def cmd_run(args) -> int:
     from prefpipe.evaluate.headline import summary_lines
 
     plan(args.stage or None)  # bad params or stage names: one line, before Prefect starts a run
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url and not server_healthy(api_url, timeout=10):
+        print(f"error: PREFECT_API_URL {api_url}: no Prefect server answers there; start one "
+              "(`prefpipe ui`) or unset PREFECT_API_URL to run on a temporary server", file=sys.stderr)
+        return 2
     with stop_on_signals(), run_log() as log_file:
         try:
             state = pipeline(only=args.stage or None, force=args.force, return_state=True)

@@ -43,10 +43,11 @@ def prepare_environment() -> None:
 
 def command_environment(**extra: str) -> dict[str, str]:
     """This process's environment for a command it starts (dvc, a stage): this interpreter for the
-    stages and this venv's tools first on PATH, quiet tokenizers, plus `extra`. Also right when a
-    Prefect worker, not an entry point of ours, imported the flow."""
+    stages and this venv's tools first on PATH, quiet tokenizers, no DVC analytics, plus `extra`.
+    Also right when a Prefect worker, not an entry point of ours, imported the flow."""
     env = {**os.environ, **extra}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("DVC_NO_ANALYTICS", "1")  # else each dvc command leaves a detached analytics daemon
     env.setdefault("PREFPIPE_PYTHON", sys.executable)  # what tasks/python runs stages with
     bin_dir = str(Path(sys.executable).parent)
     if env.get("PATH", "").split(os.pathsep)[0] != bin_dir:

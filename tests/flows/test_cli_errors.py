@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import make_repo
+from tests.conftest import free_port, make_repo
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,16 @@ def test_debug_shows_the_traceback(repo):
 def test_run_with_an_unknown_stage_fails_before_prefect_starts(repo):
     line = fails_with_one_line(repo, "run", "--stage", "no_such_stage")
     assert "no_such_stage" in line and "dvc.yaml has" in line
+    assert not (repo.path / "dvc.lock").exists()
+
+
+def test_run_against_a_prefect_api_that_does_not_answer_says_so(repo):
+    repo.api_url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    try:
+        line = fails_with_one_line(repo, "run")
+    finally:
+        repo.api_url = None
+    assert "PREFECT_API_URL" in line and "no Prefect server answers" in line
     assert not (repo.path / "dvc.lock").exists()
 
 
