@@ -35,14 +35,18 @@ ROOT = os.geteuid() == 0
 as_root = pytest.mark.skipif(not ROOT, reason="the uid layer needs root")
 
 
-@pytest.fixture(params=[BUBBLEWRAP, FALLBACK])
-def limits(request) -> SandboxLimits:
-    """FAST with bubblewrap (skipped where it does not work here), and with the fallback layers."""
-    if request.param == FALLBACK:
+def limits_for(isolation_mode: str) -> SandboxLimits:
+    """FAST with bubblewrap (skipped where it does not work here), or with the fallback layers."""
+    if isolation_mode == FALLBACK:
         return replace(FAST, bubblewrap=False)
     if isolation(FAST) != BUBBLEWRAP:
         pytest.skip("bubblewrap does not work here (the log says why)")
     return FAST
+
+
+@pytest.fixture(params=[BUBBLEWRAP, FALLBACK])
+def limits(request) -> SandboxLimits:
+    return limits_for(request.param)
 
 
 def run_both(code: str, tests=ADD_TESTS, limits=FAST):

@@ -17,19 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from prefpipe.verify.sandbox import BUBBLEWRAP, FALLBACK, SandboxLimits, isolation, run_tests
-
-FAST = SandboxLimits(wall_s=4.0, cpu_s=1.0)
+from prefpipe.verify.sandbox import BUBBLEWRAP, FALLBACK, SandboxLimits, run_tests
+from tests.verify.test_sandbox import limits_for
 
 
 @pytest.fixture(params=[BUBBLEWRAP, pytest.param(FALLBACK, marks=pytest.mark.xfail(
     strict=True, reason="the fallback layers (rlimits, uid, audit hook) do not stop this attack"))])
 def limits(request) -> SandboxLimits:
-    if request.param == FALLBACK:
-        return replace(FAST, bubblewrap=False)
-    if isolation(FAST) != BUBBLEWRAP:
-        pytest.skip("bubblewrap does not work here (the log says why)")
-    return FAST
+    return limits_for(request.param)
 
 
 @pytest.fixture
