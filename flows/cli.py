@@ -1,4 +1,5 @@
-"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params, report.
+"""The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params, report,
+rounds (list, rollback, reproduce).
 
 Every `PrefpipeError` (bad params, data, store, labeler...) or missing file ends the command with
 one line on stderr and exit code 2; `prefpipe --debug ...` shows its traceback too. Prefect is
@@ -17,6 +18,7 @@ from flows.children import run_child, serve_until_stopped
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
 from flows.label_cli import add_label_commands
 from flows.report_cli import add_report_command
+from flows.rounds_cli import add_rounds_commands
 from prefpipe.errors import ConfigError, PrefpipeError
 
 
@@ -50,9 +52,12 @@ def cmd_run(args) -> int:
                               f"the flow ended {state.type.value}: {state.message}")
         print(f"error: {err}\nfull log: {' and '.join(where)}", file=sys.stderr)
         return err.exit_code
-    metrics = state.result()
+    lines = summary_lines(state.result())
+    if not lines:  # a stage ended the run early (e.g. nothing new: its message says so), or --stage
+        print(state.message or "done: the stages run write none of the summary's metrics")
+        return 0
     print("\n=== prefpipe summary ===")
-    for line in summary_lines(metrics):
+    for line in lines:
         print(line)
     print(f"report               : {ROOT / 'reports' / 'evaluation.md'}")
     return 0
@@ -60,17 +65,21 @@ def cmd_run(args) -> int:
 
 def cmd_stage(args) -> int:
     """`dvc repro` of one stage; exits with the stage's own code (2: the user can fix it), as
-    `prefpipe run` does, not dvc's 255."""
+    `prefpipe run` does, not dvc's 255. Holds the workspace as a run does (flows/workspace.py), so
+    it never runs into a flow run's stages."""
     from flows.dag import load_stages
     from flows.dvc_state import repro
     from flows.run_output import Interrupted, stop_on_signals
+    from flows.workspace import hold_workspace
+    from prefpipe.config import load_params
 
-    names = [s.name for s in load_stages(ROOT / "dvc.yaml")]
-    if args.name not in names:
-        raise ConfigError(f"unknown stage {args.name!r}; dvc.yaml has {names}")
-    with stop_on_signals():
+    stages = {s.name: s for s in load_stages(ROOT / "dvc.yaml")}
+    if args.name not in stages:
+        raise ConfigError(f"unknown stage {args.name!r}; dvc.yaml has {list(stages)}")
+    wait_s = load_params(ROOT / "params.yaml").orchestration.wait_for_workspace_s
+    with hold_workspace(ROOT, wait_s), stop_on_signals():
         try:
-            result = repro(args.name, force=args.force)
+            result = repro(args.name, force=args.force or stages[args.name].always_run)
         except Interrupted as stop:
             print(f"error: stopped by {stop.signal_name}", file=sys.stderr)
             return stop.code
@@ -97,10 +106,15 @@ def cmd_ui(args) -> int:
 
 def cmd_serve(args) -> int:
     """`flow.serve` in this process; SIGTERM or SIGINT stops it with Prefect's temporary server, if
-    it started one (no PREFECT_API_URL), and exits 0 (flows/children.py)."""
+    it started one (no PREFECT_API_URL), and exits 0 (flows/children.py). One run of the deployment
+    at a time: a run due while another runs waits in Prefect's queue (as infra/prefect.yaml's)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
     from flows.pipeline import pipeline
 
-    return serve_until_stopped("prefpipe serve", lambda: pipeline.serve(name=args.name, cron=args.cron))
+    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    return serve_until_stopped("prefpipe serve", lambda: pipeline.serve(
+        name=args.name, cron=args.cron, global_limit=one_at_a_time))
 
 
 def cmd_params(args) -> int:
@@ -156,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(func=cmd_params)
     add_label_commands(sub)
     add_report_command(sub)
+    add_rounds_commands(sub)
     return parser
 
 

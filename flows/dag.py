@@ -1,7 +1,10 @@
 """Read the stage graph from dvc.yaml: the single declaration both runners use.
 
 What the flow must do around a stage is declared on the stage, in a `meta:` block DVC ignores:
-`meta: {after: HOOK}` names a hook of flows/hooks.py that runs after the stage."""
+`meta: {after: HOOK}` names a hook of flows/hooks.py that runs after the stage; `meta: {always_run:
+true}` marks a stage that reads state DVC can't see (the store): the flow runs it every time (`dvc
+repro --force` of that stage alone), while `dvc repro` runs it only when its deps change, so a run
+reproduced from dvc.lock keeps the recorded outputs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ class Stage:
     outs: tuple[str, ...]
     upstream: tuple[str, ...]  # stages whose outputs this stage reads
     after: str | None = None  # meta.after: the hook (flows/hooks.py) the flow runs after the stage
+    always_run: bool = False  # meta.always_run: the flow runs it even when DVC finds it up to date
 
 
 def _paths(entries) -> tuple[str, ...]:
@@ -43,6 +47,15 @@ def _after_hook(dvc_yaml: str | Path, name: str, spec: dict) -> str | None:
     return after
 
 
+def _always_run(dvc_yaml: str | Path, name: str, spec: dict) -> bool:
+    meta = spec.get("meta") or {}
+    always = meta.get("always_run", False) if isinstance(meta, dict) else False
+    if not isinstance(always, bool):
+        raise ConfigError(f"{dvc_yaml}: stage {name}: meta.always_run must be true or false, "
+                          f"got {always!r}")
+    return always
+
+
 def load_stages(dvc_yaml: str | Path = "dvc.yaml") -> list[Stage]:
     """Stages in dependency order (ties keep the file's order); raises on a cycle."""
     spec = yaml.safe_load(Path(dvc_yaml).read_text())
@@ -55,7 +68,8 @@ def load_stages(dvc_yaml: str | Path = "dvc.yaml") -> list[Stage]:
         upstream = tuple(other for other in raw if other != name and any(
             _under(d, o) or _under(o, d) for d in deps for o in outs[other]))
         cmd = s["cmd"] if isinstance(s["cmd"], str) else " && ".join(s["cmd"])
-        stages[name] = Stage(name, cmd, deps, outs[name], upstream, _after_hook(dvc_yaml, name, s))
+        stages[name] = Stage(name, cmd, deps, outs[name], upstream, _after_hook(dvc_yaml, name, s),
+                             _always_run(dvc_yaml, name, s))
     ordered, done = [], set()
     while len(ordered) < len(stages):
         ready = [s for n, s in stages.items() if n not in done and set(s.upstream) <= done]

@@ -33,11 +33,15 @@ class Repro:
     """How `dvc repro` of one stage ended. `exit_code`: 0, the stage's own code when it reported one
     (2: the user can fix it), else 1 (a crash, a kill, or DVC itself failed). `outcome`: "skipped"
     (up to date), "restored" (DVC checked its outputs out of its run cache: the command never
-    ran), "ran", or "failed". `message`: the stage's own one-line error, or DVC's exit status."""
+    ran), "ran", or "failed". `message`: the stage's own one-line error, or DVC's exit status.
+    `stop_message`: "" unless the stage said the run has nothing more to do (report_exit's
+    stop_run), then its message; `run_title`: what the stage asked to prefix the run's name with."""
     stage: str
     exit_code: int
     outcome: str
     message: str
+    stop_message: str = ""
+    run_title: str = ""
 
 
 def repro(stage: str, force: bool = False, root: Path = ROOT, on_line: Callable[[str], None] | None = None,
@@ -64,7 +68,9 @@ def repro(stage: str, force: bool = False, root: Path = ROOT, on_line: Callable[
         status = json.loads(status_file.read_text()) if status_file.exists() else None
     if code == 0:
         outcome = "skipped" if skipping else ("ran" if status else "restored")
-        return Repro(stage, 0, outcome, "")
+        said = status or {}
+        return Repro(stage, 0, outcome, "", said["message"] if said.get("stop_run") else "",
+                     said.get("run_title", ""))
     if status and status["exit"]:
         return Repro(stage, int(status["exit"]), "failed", status["message"])
     return Repro(stage, 1, "failed", f"{stage} failed: `{' '.join(command)}` exited with {code}")

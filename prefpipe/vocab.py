@@ -129,3 +129,17 @@ class LRSchedule(Vocabulary):
     COSINE = "cosine"      # cosine decay to min_lr_ratio x lr
     LINEAR = "linear"      # linear decay to min_lr_ratio x lr
     CONSTANT = "constant"  # stays at lr
+
+
+class RoundData(Vocabulary):
+    """`rounds.data`: which rounds' preferences the policy trains on (the reward model: all of them)."""
+    ALL = "all"        # every round's pairs so far
+    LATEST = "latest"  # this round's pairs only
+    WINDOW = "window"  # the last `rounds.window` rounds' pairs
+
+
+class RoundModel(Vocabulary):
+    """`rounds.init` / `rounds.reference`: which model a round's policy starts from, or holds frozen as
+    the reference of DPO/PPO/GRPO and of the KL penalty."""
+    SFT = "sft"            # the SFT model: the sft stage's, or your own model.policy
+    PREVIOUS = "previous"  # models/generator: the last published version (round 1: SFT)

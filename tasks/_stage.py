@@ -112,14 +112,29 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def report_exit(code: int, message: str) -> None:
+def report_exit(code: int, message: str, *, stop_run: bool = False, run_title: str = "") -> None:
     """Tell whoever started this stage (the flow, `prefpipe stage`: flows/dvc_state.py) how it ended,
     through the file $PREFPIPE_STAGE_STATUS names: `dvc repro` turns every failure into its own
     exit code 255, and its log text is no interface. A stage restored from DVC's run cache writes
-    nothing, which is how the flow tells "restored" from "ran"."""
+    nothing, which is how the flow tells "restored" from "ran".
+
+    `stop_run`: the run has nothing more to do (e.g. no round is due): the flow runs no later stage
+    and ends Completed with `message`. `run_title`: the flow prefixes its run's name with it (e.g.
+    "round 3"). Both mean nothing to `dvc repro`, which runs every stale stage anyway.
+
+    A stage may report more than once (its recipe says stop_run, then `run_stage` says it ran):
+    a run_title once given stays, and so does a stop_run with its message while the exit is 0."""
     path = os.environ.get("PREFPIPE_STAGE_STATUS")
-    if path:
-        Path(path).write_text(json.dumps({"exit": code, "message": message}))
+    if not path:
+        return
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        earlier = {}
+    if code == 0 and not stop_run and earlier.get("stop_run"):
+        message, stop_run = earlier["message"], True
+    Path(path).write_text(json.dumps({"exit": code, "message": message, "stop_run": stop_run,
+                                      "run_title": run_title or earlier.get("run_title", "")}))
 
 
 def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""Stage generate: sample candidates per training prompt from the SFT policy and form pairs.
+"""Stage generate: sample candidates per prompt due this round from the round's generator (the SFT
+policy in round 1, then the last published version: tasks/round.py) and form pairs.
 
 Run: python -m tasks.generate"""
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prefpipe.world.corpus import choose_prompts
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
+from tasks.round_info import read_round_info
 
 log = logging.getLogger("prefpipe")
 
@@ -31,11 +33,13 @@ def _key(*parts) -> str:
 
 def generate(params, store) -> dict:
     gen = params.generate
-    prompt_rows = [r for r in rows(read_parquet(paths.PROMPTS)) if r["split"] == "train"]
+    prompt_rows = rows(read_parquet(paths.ROUND_PROMPTS))
     as_items = [WorldPrompt(r["prompt_id"], r["category"], r["prompt"], {}) for r in prompt_rows]
     if not as_items:
-        raise StageInputError(f"{paths.PROMPTS}: no training prompts; lower data.heldout_fraction")
-    rng = random.Random(params.seed)
+        raise StageInputError(f"{paths.ROUND_PROMPTS}: no training prompts; lower data.heldout_fraction")
+    info = read_round_info()
+    seed = int(info["seed"])  # the round's: params.seed in round 1
+    rng = random.Random(seed)
     # Families are drawn equally often. The embedded world's small families repeat prompts, each
     # draw sampled afresh; your own prompts are drawn without repeats, at most each once.
     choice = choose_prompts(as_items, gen.prompts, rng, repeats=params.embedded_data)
@@ -44,19 +48,18 @@ def generate(params, store) -> dict:
                     "generate.pairs_per_prompt or generate.candidates_per_prompt for more pairs per "
                     "prompt", gen.prompts, choice.available, len(choice.prompts))
     chosen = choice.prompts
-    version = model_version(paths.SFT_MODEL)  # of the weights, tokenizer and config, not the files
+    version = model_version(paths.GENERATOR_MODEL)  # of the weights, tokenizer and config, not the files
     # a non-default prompt format changes the samples: it joins the key (auto keeps today's keys)
     formats = [] if params.model.prompt_format == "auto" else [params.model.prompt_format]
-    generation_key = _key(version, json.dumps(asdict(gen), sort_keys=True), params.seed,
-                          *formats)
-    tokenizer = load_tokenizer(paths.SFT_MODEL, params.model.prompt_format)
+    generation_key = _key(version, json.dumps(asdict(gen), sort_keys=True), seed, *formats)
+    tokenizer = load_tokenizer(paths.GENERATOR_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
-    model = load_causal_lm(paths.SFT_MODEL)
-    log.info("sampling %d candidates for each of %d prompts (model %s)",
-             gen.candidates_per_prompt, len(chosen), version)
+    model = load_causal_lm(paths.GENERATOR_MODEL)
+    log.info("round %d: sampling %d candidates for each of %d prompts from %s (model %s)", info["round"],
+             gen.candidates_per_prompt, len(chosen), info["generator_version"], version)
     with Progress(len(chosen), "generate", "prompt") as progress:
         samples = sample_responses(model, tokenizer, [p.prompt for p in chosen],
-                                   gen.candidates_per_prompt, gen.sampling, params.seed,
+                                   gen.candidates_per_prompt, gen.sampling, seed,
                                    progress=progress.update, max_length=params.model.n_positions)
     warn_truncated(truncated_prompts(samples), len(chosen), params.model.n_positions,
                    gen.sampling.max_new_tokens, "generate.sampling.max_new_tokens")
@@ -68,11 +71,11 @@ def generate(params, store) -> dict:
                            "generation_key": generation_key, "sample_index": s.sample_index,
                            "response": s.response, "finished": s.finished,
                            "num_tokens": s.num_tokens})
-    pairs = form_pairs(candidates, gen.candidates_per_prompt, gen.pairs_per_prompt, params.seed)
+    pairs = form_pairs(candidates, gen.candidates_per_prompt, gen.pairs_per_prompt, seed)
     store.upsert("candidates", pa.Table.from_pylist(candidates))
     store.upsert("pairs", pa.Table.from_pylist(
-        [{k: p[k] for k in ("pair_id", "prompt_id", "candidate_a", "candidate_b", "generation_key")}
-         for p in pairs]))
+        [{**{k: p[k] for k in ("pair_id", "prompt_id", "candidate_a", "candidate_b", "generation_key")},
+          "round": info["round"]} for p in pairs]))
     by_prompt = {p.prompt_id: p for p in chosen}
     snapshot = [{**p, "category": by_prompt[p["prompt_id"]].family,
                  "prompt": by_prompt[p["prompt_id"]].prompt} for p in pairs]

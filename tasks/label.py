@@ -1,5 +1,8 @@
 """Stage label: route each pair to verifiers, the AI critic, simulated annotators or human queues;
 store every label, snapshot the labels and the preferences they imply, report agreement and bias.
+The preferences are this round's, the imported ones and earlier rounds' (data/round/history.parquet,
+with the human labels that arrived since); this round's pairs and their final labels go to the
+store's registry, from which the next round's history is drawn.
 
 Run: python -m tasks.label"""
 from __future__ import annotations
@@ -26,6 +29,7 @@ from prefpipe.label.preferences import label_report, to_preferences
 from prefpipe.label.route import LabelRouter
 from prefpipe.label.types import Label, PairToLabel
 from prefpipe.label.verifier import Verifier
+from prefpipe.rounds.history import preference_rows
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
@@ -33,6 +37,7 @@ from prefpipe.vocab import Choice, LabelSource
 from prefpipe.world.catalog import to_checked_prompt, to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
+from tasks.round_info import read_round_info
 
 log = logging.getLogger("prefpipe")
 LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale",
@@ -61,10 +66,11 @@ def label(params, store) -> dict:
                                               for lab in routed.labels])
     write_parquet(table, paths.LABELS)
     imported = _imported(params, store)
-    preferences = to_preferences(pairs, routed.final) + imported
-    write_parquet(pa.Table.from_pylist(preferences), paths.PREFERENCES)
+    earlier = preference_rows(rows(read_parquet(paths.ROUND_HISTORY)))
+    preferences = _round_preferences(store, pairs, routed.final, imported, earlier)
 
     report = {"labels": len(routed.labels), "preferences": len(preferences), "imported": len(imported),
+              "earlier_rounds_preferences": len(earlier),
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
     report["verifier_undecided"] = routed.verifier_undecided  # verified alike: passed on
@@ -95,6 +101,28 @@ def label(params, store) -> dict:
                  routed.human_pending)
     write_json(paths.METRICS / "label.json", report)
     return report
+
+
+def _round_preferences(store, pairs: list[dict], final: dict[str, Label], imported: list[dict],
+                       earlier: list[dict]) -> list[dict]:
+    """This round's preferences, the imported ones and earlier rounds', each with its round (None:
+    imported), written to data/preferences.parquet; this round's pairs and final labels go to the
+    registry, with the human labels seen (those arriving later start the next round)."""
+    number = int(read_round_info()["round"])
+    preferences = ([{**p, "round": number} for p in to_preferences(pairs, final)]
+                   + [{**p, "round": None} for p in imported] + earlier)
+    write_parquet(pa.Table.from_pylist(preferences), paths.PREFERENCES)
+    store.registry.record_pairs(number, [_round_pair(p, final.get(p["pair_id"])) for p in pairs])
+    store.registry.note_labels(number, *store.registry.human_labels_digest())
+    return preferences
+
+
+def _round_pair(pair: dict, final: Label | None) -> dict:
+    """A pair of this round with its final label, as the registry keeps it for later rounds."""
+    keep = ("pair_id", "prompt_id", "prompt", "category", "response_a", "finished_a", "response_b",
+            "finished_b")
+    return {**{k: pair[k] for k in keep}, "choice": final.choice if final else None,
+            "source": final.source if final else None, "confidence": final.confidence if final else None}
 
 
 def _of(labels: list[Label], source: LabelSource) -> list[Label]:

@@ -27,3 +27,16 @@ CRITIC_SOURCE = MODEL_SOURCES / "critic.json"   # label.critic.local.model, when
 
 REPORT = REPORTS / "evaluation.md"
 HTML_REPORT = REPORTS / "evaluation.html"
+
+# Rounds (tasks/round.py): what the round samples from and trains on besides its own pairs
+GENERATOR_MODEL = MODELS / "generator"           # the published policy this round samples from
+ROUND = DATA / "round"
+ROUND_INFO = ROUND / "round.json"                # the round's number and generator
+ROUND_PROMPTS = ROUND / "prompts.parquet"        # the prompts due this round
+ROUND_HISTORY = ROUND / "history.parquet"        # earlier rounds' pairs with their labels now
+ROUND_REPORT = REPORTS / "round.md"
+
+
+def versions_dir(store_path: str | Path) -> Path:
+    """Where published versions' artifacts live: beside the store."""
+    return Path(store_path).parent / "versions"

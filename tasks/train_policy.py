@@ -1,5 +1,7 @@
-"""Stage train_policy: optimise the SFT policy with DPO (from the pairs), PPO (against the reward
-model, KL-penalised) or GRPO (on verifier rewards), as params.policy.algorithm says.
+"""Stage train_policy: optimise the policy with DPO (from the pairs), PPO (against the reward
+model, KL-penalised) or GRPO (on verifier rewards), as params.policy.algorithm says. It starts from
+`rounds.init` (the SFT model, or `previous`: the round's generator, the last published version)
+against the frozen reference `rounds.reference`, on the rounds' preferences `rounds.data` selects.
 
 Run: python -m tasks.train_policy"""
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,6 +18,7 @@ from prefpipe.config.schema import Params
 from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer, save_model
 from prefpipe.models.policy_value import PolicyWithValue, apply_lora, merged_lm
 from prefpipe.models.scoring import scalar_rewards
+from prefpipe.rounds.history import select_rounds
 from prefpipe.store import Store, read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.dpo import reference_for, train_dpo, variant_for
@@ -25,6 +29,7 @@ from prefpipe.world.corpus import sample_by_family
 from prefpipe.world.prompts import WorldPrompt
 from tasks import paths
 from tasks._stage import StageInputError, is_main_process, run_stage, train_context, write_csv, write_json
+from tasks.round_info import read_round_info
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -58,8 +63,18 @@ def save_policy(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None
         save_model(merged_lm(lm), tokenizer, paths.POLICY_MODEL)
 
 
+def start_model(params: Params) -> Path:
+    """The model training starts from: `rounds.init`."""
+    return paths.GENERATOR_MODEL if params.rounds.init == "previous" else paths.SFT_MODEL
+
+
+def reference_model(params: Params) -> Path:
+    """The frozen reference of the loss and the KL penalty: `rounds.reference`."""
+    return paths.GENERATOR_MODEL if params.rounds.reference == "previous" else paths.SFT_MODEL
+
+
 def policy_model(params: Params, with_value_head: bool) -> PolicyWithValue:
-    lm = load_causal_lm(paths.SFT_MODEL)
+    lm = load_causal_lm(start_model(params))
     if params.policy.lora.rank:
         lm = apply_lora(lm, params.policy.lora)
     torch.manual_seed(params.seed)  # the value head's init
@@ -67,10 +82,11 @@ def policy_model(params: Params, with_value_head: bool) -> PolicyWithValue:
 
 
 def frozen_reference(params: Params) -> torch.nn.Module | None:
-    """A frozen copy of the SFT model, or None with LoRA (the policy with adapters off is the reference)."""
+    """A frozen copy of the reference model, or None with LoRA (the policy with adapters off is the
+    reference: LoRA needs rounds.init and rounds.reference to name the same model)."""
     if params.policy.lora.rank:
         return None
-    reference = load_causal_lm(paths.SFT_MODEL).eval()
+    reference = load_causal_lm(reference_model(params)).eval()
     reference.requires_grad_(False)
     return reference
 
@@ -82,21 +98,26 @@ def training_prompts(params: Params) -> list[WorldPrompt]:
 
 
 def run_dpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:
-    preferences = rows(read_parquet(paths.PREFERENCES))
+    number = int(read_round_info()["round"])
+    preferences = select_rounds(rows(read_parquet(paths.PREFERENCES)), params.rounds.data,
+                                params.rounds.window, number)
     if not preferences:
-        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on")
+        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on "
+                              f"(rounds.data {params.rounds.data}, round {number})")
     dpo = params.policy.dpo
     max_length = params.model.n_positions
     # reference log-probs are precomputed (none for a reference-free variant): only the policy
     # stays in memory
-    ref_chosen, ref_rejected = reference_for(variant_for(dpo), lambda: load_causal_lm(paths.SFT_MODEL),
+    ref_chosen, ref_rejected = reference_for(variant_for(dpo),
+                                             lambda: load_causal_lm(reference_model(params)),
                                              tokenizer, preferences, max_length)
-    policy = load_causal_lm(paths.SFT_MODEL)
+    policy = load_causal_lm(start_model(params))
     if params.policy.lora.rank:
         policy = apply_lora(policy, params.policy.lora)
     log.info("DPO (%s) on %d pairs (beta %.3g, lr %.3g)", dpo.loss, len(preferences), dpo.beta,
              dpo.optim.lr)
-    context = train_context(params, "train_policy", [paths.PREFERENCES, paths.SFT_MODEL], dpo)
+    context = train_context(params, "train_policy", _inputs(params, paths.PREFERENCES),
+                            {"dpo": dpo, "rounds": params.rounds} if _from_generator(params) else dpo)
     history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
                         params.seed, context)
     save_policy(policy, tokenizer)
@@ -118,8 +139,8 @@ def run_ppo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[di
              ppo.iterations, ppo.rollout_prompts, "adaptive" if ppo.kl.adaptive else "fixed",
              ppo.kl.beta, ppo.kl.target, params.policy.lora.rank)
     context = train_context(params, "train_policy",
-                            [paths.PROMPTS, paths.SFT_MODEL, paths.REWARD_MODEL],
-                            {"ppo": ppo, "lora": params.policy.lora})
+                            _inputs(params, paths.PROMPTS, paths.REWARD_MODEL),
+                            {"ppo": ppo, "lora": params.policy.lora, **_rounds_key(params)})
     history = train_ppo(policy, frozen_reference(params), reward_fn, tokenizer,
                         [p.prompt for p in prompts], ppo, params.model.n_positions, params.seed, context)
     save_policy(policy.lm, tokenizer)
@@ -158,13 +179,27 @@ def run_grpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[d
     policy = policy_model(params, with_value_head=False)
     log.info("GRPO: %d iterations x %d prompts x %d samples on %s", grpo.iterations,
              grpo.prompts_per_iteration, grpo.group_size, ", ".join(grpo.categories))
-    context = train_context(params, "train_policy", [paths.PROMPTS, paths.SFT_MODEL],
-                            {"grpo": grpo, "lora": params.policy.lora})
+    context = train_context(params, "train_policy", _inputs(params, paths.PROMPTS),
+                            {"grpo": grpo, "lora": params.policy.lora, **_rounds_key(params)})
     history = train_grpo(policy, frozen_reference(params), verifier_rewards(prompts, params), tokenizer,
                          [p.prompt for p in prompts], grpo, params.model.n_positions, params.seed,
                          context)
     save_policy(policy.lm, tokenizer)
     return history, {}
+
+
+def _from_generator(params: Params) -> bool:
+    return "previous" in (params.rounds.init, params.rounds.reference)
+
+
+def _inputs(params: Params, *data: Path) -> list[Path]:
+    """What the resume checkpoint is keyed by: the data, the SFT model and, when a round starts from
+    or against it, the generator (a rerun of the same round resumes; another round starts afresh)."""
+    return [*data, paths.SFT_MODEL] + ([paths.GENERATOR_MODEL] if _from_generator(params) else [])
+
+
+def _rounds_key(params: Params) -> dict:
+    return {"rounds": params.rounds} if _from_generator(params) else {}
 
 
 if __name__ == "__main__":

@@ -153,3 +153,27 @@ def task_runs(api_url: str, flow_run_id: str) -> list[dict]:
                           json={"flow_runs": {"id": {"any_": [flow_run_id]}}})
     response.raise_for_status()
     return response.json()
+
+
+def write_round_one(store=None, seed: int = 0) -> None:
+    """In the current folder, the round stage's outputs for round 1 as it writes them on a fresh
+    store (tasks/round.py: every training prompt, sampled from SFT, no earlier pairs), and round 1
+    started in `store` if one is given: for tests that run a later stage's recipe by itself."""
+    import json as _json
+
+    import pyarrow as _pa
+
+    from prefpipe.store import read_parquet, write_parquet
+    from tasks import paths
+    from tasks.round import _pairs_table
+
+    train = [r for r in read_parquet(paths.PROMPTS).to_pylist() if r["split"] == "train"]
+    write_parquet(_pa.Table.from_pylist(train), paths.ROUND_PROMPTS)
+    write_parquet(_pairs_table([]), paths.ROUND_HISTORY)
+    info = {"round": 1, "generator_version": "sft", "generator_hash": "", "seed": seed, "reason": "test"}
+    paths.ROUND_INFO.write_text(_json.dumps(info))
+    if paths.SFT_MODEL.is_dir() and not paths.GENERATOR_MODEL.exists():
+        shutil.copytree(paths.SFT_MODEL, paths.GENERATOR_MODEL)
+    if store is not None:
+        store.registry.start_round(1, "sft", "", "", len(train), 0, "test",
+                                   prompt_ids=[r["prompt_id"] for r in train], flow_run_id="")

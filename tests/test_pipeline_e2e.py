@@ -12,7 +12,9 @@ import pytest
 from tests.conftest import flow_runs, make_repo, task_runs
 
 pytestmark = pytest.mark.slow
-STAGES = ["prepare", "sft", "generate", "label", "train_reward", "train_policy", "evaluate", "gate"]
+STAGES = ["prepare", "sft", "round", "generate", "label", "train_reward", "train_policy", "evaluate", "gate",
+          "publish"]
+LABELLED = STAGES[:5]  # prepare .. label: done before train_reward
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_changing_a_policy_param_reruns_only_policy_and_evaluate(ran_repo):
     ran_repo.set_params({"policy": {"dpo": {"beta": 0.2}}})
     repro = ran_repo.dvc("repro")
     ran = [s for s in STAGES if f"Running stage '{s}'" in repro.stdout]
-    assert ran == ["train_policy", "evaluate", "gate"], repro.stdout
+    assert ran == ["train_policy", "evaluate", "gate", "publish"], repro.stdout
     assert "up to date" in ran_repo.dvc("status").stdout
 
 
@@ -99,16 +101,19 @@ def test_failed_stage_is_failed_in_prefect_and_next_run_resumes_there(tmp_path, 
     assert [r["state_type"] for r in runs] == ["FAILED"]
     tasks = {t["name"]: t for t in task_runs(prefect_server, runs[0]["id"])}
     assert tasks["train_reward"]["state_type"] == "FAILED"
-    assert all(tasks[s]["state_type"] == "COMPLETED" for s in STAGES[:4])
+    assert all(tasks[s]["state_type"] == "COMPLETED" for s in LABELLED)
     assert "train_policy" not in tasks and "evaluate" not in tasks
     assert "no training pairs" in failed.stdout + failed.stderr
 
     repo.set_params({"reward": {"val_fraction": 0.15}})
     resumed = repo.prefpipe("run")
     log = resumed.stdout + resumed.stderr
-    for stage in STAGES[:4]:
-        assert f"Stage '{stage}' didn't change, skipping" in log, stage
-    for stage in STAGES[4:]:
+    for stage in LABELLED:
+        if stage == "round":  # runs every time: the round left running resumes, outputs kept
+            assert "round 1 was left unfinished: resuming it" in log
+        else:
+            assert f"Stage '{stage}' didn't change, skipping" in log, stage
+    for stage in STAGES[5:]:
         assert f"Running stage '{stage}'" in log, stage
 
 

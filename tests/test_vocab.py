@@ -13,11 +13,13 @@ from prefpipe.vocab import (
     JudgeBackend,
     Labeler,
     LabelSource,
+    RoundData,
+    RoundModel,
     Vocabulary,
     literal,
 )
 
-VOCABULARIES = [Labeler, LabelSource, Choice, Format, DPOVariant, JudgeBackend]
+VOCABULARIES = [Labeler, LabelSource, Choice, Format, DPOVariant, JudgeBackend, RoundData, RoundModel]
 
 
 @pytest.mark.parametrize("vocabulary", VOCABULARIES, ids=lambda v: v.__name__)

@@ -9,6 +9,7 @@ from prefpipe.config.evaluate import EvaluateParams
 from prefpipe.config.knobs import knob
 from prefpipe.config.label import LabelParams
 from prefpipe.config.optim import OptimParams, RLOptimParams
+from prefpipe.config.rounds import RoundsParams
 from prefpipe.config.sampling import SamplingParams
 from prefpipe.vocab import DPOVariant, PromptFormat, literal
 
@@ -238,6 +239,11 @@ class StoreParams:
 class OrchestrationParams:
     retries: int = knob(0, "Prefect retries per stage")
     retry_delay_seconds: float = knob(10.0, "wait between retries")
+    wait_for_workspace_s: float = knob(0.0, "when another run holds the workspace: wait this long "
+                                            "for it, then refuse (0 = refuse at once)")
+
+    def validate(self) -> str | None:
+        return "wait_for_workspace_s must be >= 0" if self.wait_for_workspace_s < 0 else None
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,7 @@ class Params:
     world: WorldParams = field(default_factory=WorldParams)
     sft: SFTParams = field(default_factory=SFTParams)
     generate: GenerateParams = field(default_factory=GenerateParams)
+    rounds: RoundsParams = field(default_factory=RoundsParams)
     label: LabelParams = field(default_factory=LabelParams)
     reward: RewardParams = field(default_factory=RewardParams)
     policy: PolicyParams = field(default_factory=PolicyParams)

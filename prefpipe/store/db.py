@@ -19,6 +19,7 @@ import pyarrow as pa
 from prefpipe.errors import StoreError
 from prefpipe.store.annotations import Annotations
 from prefpipe.store.interchange import Exports, Imports
+from prefpipe.store.registry import Registry
 from prefpipe.store.schema import TABLES
 from prefpipe.store.sessions import Sessions
 
@@ -37,6 +38,7 @@ class Store:
         self.sessions = Sessions(self)  # the annotation app's signed-in sessions
         self.imports = Imports(self)  # preference files imported (prefpipe.data.interchange)
         self.exports = Exports(self)  # decisive labels an export writes
+        self.registry = Registry(self)  # rounds, model versions and the 'current' pointer
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.transaction() as con:
             con.execute(TABLES)

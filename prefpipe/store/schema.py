@@ -2,7 +2,11 @@
 
 The CHECK lists of closed vocabularies are generated from `prefpipe.vocab`, so a name added there is
 accepted here (a store created before keeps the CHECK it was created with: a new name needs a
-migration)."""
+migration).
+
+Every statement is idempotent (CREATE ... IF NOT EXISTS, ADD COLUMN IF NOT EXISTS), so opening a store
+created before a table existed adds it: that is the whole migration of the rounds registry."""
+from prefpipe.store.registry import RoundStatus
 from prefpipe.vocab import Choice, LabelSource
 
 DECISIVE = ", ".join(f"'{choice}'" for choice in Choice.decisive())
@@ -76,5 +80,64 @@ CREATE TABLE IF NOT EXISTS runs (
     metrics     VARCHAR,
     started_at  TIMESTAMP NOT NULL,
     finished_at TIMESTAMP
+);
+ALTER TABLE pairs ADD COLUMN IF NOT EXISTS round INTEGER;   -- the round that made the pair (lineage)
+CREATE TABLE IF NOT EXISTS rounds (
+    round             INTEGER PRIMARY KEY,
+    status            VARCHAR NOT NULL CHECK (status IN ({RoundStatus.sql_in()})),
+    generator_version VARCHAR,            -- the model version sampled from (NULL: the SFT model)
+    generator_hash    VARCHAR,
+    labels_digest     VARCHAR,            -- sha256 over the human labels the round has seen
+    labels_count      INTEGER,            -- how many human labels that digest covers
+    new_prompts       INTEGER,
+    new_labels        INTEGER,
+    reason            VARCHAR,            -- why the round was due
+    published_version VARCHAR,
+    message           VARCHAR,
+    flow_run_id       VARCHAR,
+    started_at        TIMESTAMP NOT NULL,
+    finished_at       TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS round_prompts (   -- the train prompts known at each round
+    round     INTEGER NOT NULL,
+    prompt_id VARCHAR NOT NULL,
+    PRIMARY KEY (round, prompt_id)
+);
+CREATE TABLE IF NOT EXISTS round_pairs (     -- every pair of a round with its final label
+    round      INTEGER NOT NULL,
+    pair_id    VARCHAR NOT NULL,
+    prompt_id  VARCHAR NOT NULL,
+    prompt     VARCHAR NOT NULL,
+    category   VARCHAR NOT NULL,
+    response_a VARCHAR NOT NULL,
+    finished_a BOOLEAN NOT NULL,
+    response_b VARCHAR NOT NULL,
+    finished_b BOOLEAN NOT NULL,
+    choice     VARCHAR,
+    source     VARCHAR,
+    confidence DOUBLE,
+    PRIMARY KEY (round, pair_id)
+);
+CREATE TABLE IF NOT EXISTS model_versions (
+    version         VARCHAR PRIMARY KEY,  -- r<round>-<model hash[:8]>
+    round           INTEGER,
+    parent_version  VARCHAR,              -- the version the round sampled from (NULL: SFT)
+    model_hash      VARCHAR NOT NULL,
+    params_sha256   VARCHAR,
+    git_revision    VARCHAR,
+    dvc_lock_sha256 VARCHAR,
+    snapshot_sha256 VARCHAR,
+    label_counts    VARCHAR,              -- JSON: labels by source
+    metrics         VARCHAR,              -- JSON
+    gates           VARCHAR,              -- JSON: gate verdicts
+    artifact_uri    VARCHAR,
+    params_yaml     VARCHAR,
+    dvc_lock        VARCHAR,
+    created_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_pointers (
+    name       VARCHAR PRIMARY KEY,       -- 'current'
+    version    VARCHAR NOT NULL,
+    updated_at TIMESTAMP NOT NULL
 );
 """

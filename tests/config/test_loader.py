@@ -140,6 +140,7 @@ def test_n_embd_not_divisible_by_n_head(tmp_path):
     ("evaluate:\n  sampling: {top_p: 0}\n", "evaluate.sampling.top_p"),
     ("generate: {candidates_per_prompt: 3, pairs_per_prompt: 4}\n", "generate.pairs_per_prompt"),
     ("runtime: {threads: 0}\n", "runtime.threads"),
+    ("orchestration: {wait_for_workspace_s: -1}\n", "orchestration.wait_for_workspace_s"),
 ])
 def test_validate_problems_name_the_key(tmp_path, text, key):
     assert key in load_error(tmp_path, text)

@@ -75,6 +75,8 @@ def test_serve_registers_a_cron_scheduled_deployment(tmp_path, prefect_server):
         found = wait_for(deployment, 90, "the deployment")
         crons = [s["schedule"].get("cron") for s in found["schedules"]]
         assert crons == ["0 3 * * *"]
+        assert found["global_concurrency_limit"]["limit"] == 1  # one round at a time
+        assert found["concurrency_options"]["collision_strategy"] == "ENQUEUE"
     finally:
         serve.terminate()
         serve.wait(timeout=60)

@@ -12,19 +12,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_repo_dvc_yaml_order_and_upstreams():
     stages = load_stages(REPO / "dvc.yaml")
-    assert [s.name for s in stages] == ["prepare", "sft", "generate", "label", "train_reward",
-                                        "train_policy", "evaluate", "gate"]
+    assert [s.name for s in stages] == ["prepare", "sft", "round", "generate", "label", "train_reward",
+                                        "train_policy", "evaluate", "gate", "publish"]
     upstream = {s.name: set(s.upstream) for s in stages}
     assert upstream == {
         "prepare": set(),
         "sft": {"prepare"},
-        "generate": {"prepare", "sft"},
-        "label": {"prepare", "generate"},
+        "round": {"prepare", "sft"},
+        "generate": {"round"},
+        "label": {"prepare", "generate", "round"},
         "train_reward": {"prepare", "sft", "label"},
-        "train_policy": {"prepare", "sft", "label", "train_reward"},
+        "train_policy": {"prepare", "sft", "round", "label", "train_reward"},
         "evaluate": {"prepare", "sft", "train_reward", "train_policy"},
-        "gate": {"evaluate"},
+        "gate": {"round", "evaluate"},
+        "publish": {"round", "label", "train_reward", "train_policy", "evaluate", "gate"},
     }
+    assert [s.name for s in stages if s.always_run] == ["round"]
     by_name = {s.name: s for s in stages}
     assert by_name["label"].cmd == "sh tasks/python -m tasks.label"
     # metrics and plots count as outputs; {path: options} entries give their path
@@ -132,3 +135,12 @@ def test_meta_after_must_be_a_name(tmp_path):
 
 def test_repo_declares_the_human_wait_on_one_stage():
     assert [s.after for s in load_stages(REPO / "dvc.yaml") if s.after] == ["wait_for_humans"]
+
+
+def test_meta_always_run_marks_a_stage_and_must_be_a_boolean(tmp_path):
+    path = write(tmp_path, "stages:\n  look:\n    cmd: look\n    meta: {always_run: true}\n"
+                           "  other:\n    cmd: other\n")
+    assert [(s.name, s.always_run) for s in load_stages(path)] == [("look", True), ("other", False)]
+    bad = write(tmp_path, "stages:\n  look:\n    cmd: look\n    meta: {always_run: 'yes'}\n")
+    with pytest.raises(ValueError, match="stage look: meta.always_run must be true or false"):
+        load_stages(bad)

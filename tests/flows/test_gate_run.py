@@ -48,10 +48,10 @@ def test_a_failed_gate_fails_the_run_with_the_gate_named(gated, prefect_server):
     output = result.stdout + result.stderr
     assert result.returncode == 2, output  # the user can fix it: the gate stage's own exit code
     error = result.stderr.strip().splitlines()[-2]
-    assert error.startswith("error: gate failed: rm_win_rate "), output
+    assert error.startswith("error: gate failed: round 1 rejected: rm_win_rate "), output
     assert error.endswith("< min 0.99 (evaluate.gates.rm_win_rate)"), output
     assert [r["state_type"] for r in runs] == ["FAILED"], runs
-    assert "gate failed: rm_win_rate " in runs[0]["state"]["message"], runs[0]["state"]
+    assert "gate failed: round 1 rejected: rm_win_rate " in runs[0]["state"]["message"], runs[0]["state"]
     tasks = {t["name"]: t["state_type"] for t in task_runs(prefect_server, runs[0]["id"])}
     assert tasks.pop("gate") == "FAILED" and set(tasks.values()) == {"COMPLETED"}, tasks
 

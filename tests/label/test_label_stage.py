@@ -17,6 +17,7 @@ from prefpipe.label.critic.http_judge import JudgeHTTPError
 from prefpipe.store import Store
 from tasks import paths
 from tasks.label import label
+from tests.conftest import write_round_one
 from tests.label.critic.openai_server import MARKER, OpenAIServer
 
 PAIRS = 24
@@ -45,8 +46,11 @@ def run_label(tmp_path, base_url: str, caplog, max_retries: int = 3) -> dict:
         {"label": {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http}}}))
     params = load_params(tmp_path / "params.yaml", check_paths=False)
     caplog.clear()
+    store = Store(tmp_path / "store" / "prefpipe.duckdb")
+    if not paths.ROUND_INFO.exists():
+        write_round_one(store)
     with caplog.at_level(logging.INFO, logger="prefpipe"):
-        label(params, Store(tmp_path / "store" / "prefpipe.duckdb"))
+        label(params, store)
     return json.loads((paths.METRICS / "label.json").read_text())
 
 
@@ -129,9 +133,10 @@ def test_your_prompts_with_answers_are_verified_and_those_without_go_undecided(i
         (in_tmp / "params.yaml").write_text(yaml.safe_dump({"label": {
             "routing": {"math": "verifier", "default": "critic"},
             "critic": {"judge": "http", "http": http}}}))
+        store = Store(in_tmp / "store" / "prefpipe.duckdb")
+        write_round_one(store)
         with caplog.at_level(logging.INFO, logger="prefpipe"):
-            label(load_params(in_tmp / "params.yaml", check_paths=False),
-                  Store(in_tmp / "store" / "prefpipe.duckdb"))
+            label(load_params(in_tmp / "params.yaml", check_paths=False), store)
     metrics = json.loads((paths.METRICS / "label.json").read_text())
     assert metrics["count_verifier_b"] == 1 and metrics["count_verifier"] == 1
     assert metrics["verifier_unverifiable"] == 1 and metrics["count_critic_a"] == 2

@@ -10,6 +10,7 @@ import pytest
 
 from prefpipe.config import Params
 from prefpipe.errors import StageInputError
+from prefpipe.store import Store
 from tasks.gate import gate
 
 
@@ -24,12 +25,21 @@ def verdicts(tmp_path) -> dict:
     return json.loads((tmp_path / "metrics" / "gates.json").read_text())
 
 
-def test_a_failed_gate_fails_the_stage_and_still_writes_the_verdicts(tmp_path, monkeypatch, caplog):
+def test_a_failed_gate_fails_the_stage_rejects_the_round_and_still_writes_the_verdicts(
+        tmp_path, monkeypatch, caplog):
     in_folder(tmp_path, monkeypatch, {"kl_nats": 7.35, "win_rate_low": 0.222})
+    (tmp_path / "data" / "round").mkdir(parents=True)
+    (tmp_path / "data" / "round" / "round.json").write_text(json.dumps({"round": 1}))
+    store = Store(tmp_path / "store.duckdb")
+    store.registry.start_round(1, "sft", "", "", 0, 0, "test", prompt_ids=[], flow_run_id="")
     with caplog.at_level(logging.INFO, logger="prefpipe"), pytest.raises(StageInputError) as err:
-        gate(Params(), None)
-    assert str(err.value) == ("kl_nats 7.35 > max 5 (evaluate.kl_budget): KL drift; win_rate_low 0.222 < "
-                              "min 0.5 (evaluate.gates.win_rate_low): no better than the reference")
+        gate(Params(), store)
+    reasons = ("kl_nats 7.35 > max 5 (evaluate.kl_budget): KL drift; win_rate_low 0.222 < "
+               "min 0.5 (evaluate.gates.win_rate_low): no better than the reference")
+    assert str(err.value) == "round 1 rejected: " + reasons
+    (round_row,) = store.registry.rounds()
+    assert (round_row["status"], round_row["message"]) == ("rejected", reasons)
+    assert store.registry.current() is None
     written = verdicts(tmp_path)
     assert written["passed"] is False and written["failed"] == ["kl_budget", "win_rate_low"]
     assert written["verdicts"]["policy_distinct_2"]["status"] == "skipped"

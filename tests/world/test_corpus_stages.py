@@ -21,6 +21,7 @@ from prefpipe.models.generation import Sample
 from prefpipe.store import Store, write_parquet
 from prefpipe.world.catalog import user_prompt_rows
 from tasks import paths
+from tests.conftest import write_round_one
 
 SOURCE = "data/inputs/mine.jsonl"
 
@@ -33,6 +34,7 @@ def own_prompts(tmp_path, monkeypatch):
             for i, c in enumerate(["general", "math", "safety"] * 50)]
     table = user_prompt_rows(rows, SOURCE, 0.2, 0)
     write_parquet(pa.Table.from_pylist(table), paths.PROMPTS)
+    write_round_one()  # generate samples the round's prompts: every training prompt in round 1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"prompts": SOURCE}}))
     params = load_params(tmp_path / "params.yaml", check_paths=False)
     return params, Counter(r["split"] for r in table)
