@@ -15,7 +15,7 @@ from dataclasses import fields, is_dataclass
 from typing import NoReturn
 
 from flows.children import run_child, serve_until_stopped
-from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy
+from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy, start_prefect_server
 from flows.label_cli import add_label_commands
 from flows.report_cli import add_report_command
 from flows.rounds_cli import add_rounds_commands
@@ -105,16 +105,34 @@ def cmd_ui(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """`flow.serve` in this process; SIGTERM or SIGINT stops it with Prefect's temporary server, if
-    it started one (no PREFECT_API_URL), and exits 0 (flows/children.py). One run of the deployment
-    at a time: a run due while another runs waits in Prefect's queue (as infra/prefect.yaml's)."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    """`flow.serve` in this process. With no Prefect API configured (no PREFECT_API_URL, no
+    `prefpipe ui` up) it first starts a Prefect server of its own (output in .prefect/server.log) and
+    records it in .prefect/ui.json for `prefpipe run` and `prefpipe rounds` in other shells: Prefect's
+    temporary server would never fire the schedule. SIGTERM or SIGINT stops both and exits 0
+    (flows/children.py). One run of the deployment at a time: a run due while another runs waits in
+    Prefect's queue (as infra/prefect.yaml's)."""
+    started = []  # the API URL of the server this serve started, if it started one
 
-    from flows.pipeline import pipeline
+    def serve() -> None:
+        if "PREFECT_API_URL" not in os.environ:
+            started.append(start_prefect_server(ROOT / ".prefect" / "server.log"))
+            os.environ["PREFECT_API_URL"] = os.environ["PREFECT_UI_API_URL"] = started[0]
+            UI_STATE.write_text(json.dumps({"api_url": started[0]}))
+            print(f"Prefect server and UI on {started[0].removesuffix('/api')} (started for this serve); "
+                  "Ctrl-C stops both", flush=True)
+        # Prefect reads PREFECT_API_URL when it is imported
+        from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
-    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
-    return serve_until_stopped("prefpipe serve", lambda: pipeline.serve(
-        name=args.name, cron=args.cron, global_limit=one_at_a_time))
+        from flows.pipeline import pipeline
+
+        one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+        pipeline.serve(name=args.name, cron=args.cron, global_limit=one_at_a_time)
+
+    try:
+        return serve_until_stopped("prefpipe serve", serve)
+    finally:  # its server is stopped by now; ui.json is left alone if a `prefpipe ui` has taken it over
+        if started and UI_STATE.exists() and json.loads(UI_STATE.read_text()).get("api_url") == started[0]:
+            UI_STATE.unlink()
 
 
 def cmd_params(args) -> int:

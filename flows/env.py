@@ -1,5 +1,6 @@
 """Environment every entry point sets before Prefect is imported (Prefect reads PREFECT_HOME when
-it is imported), and the environment the flow gives the commands it starts.
+it is imported), the environment the flow gives the commands it starts, and the Prefect server an
+entry point starts for itself when no API is configured.
 
 Importing this module sets nothing: entry points (flows/cli.py `main`) call
 `prepare_environment()` first and import Prefect after it."""
@@ -7,9 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
+
+from prefpipe.errors import PrefpipeError
 
 
 def project_root() -> Path:
@@ -69,3 +75,31 @@ def running_ui_api_url() -> str | None:
         return None
     url = json.loads(UI_STATE.read_text()).get("api_url")
     return url if url and server_healthy(url) else None
+
+
+def start_prefect_server(log: Path, timeout_s: float = 90.0) -> str:
+    """`prefect server start` (API and UI) on a free loopback port, a child of this process in a
+    session of its own (a terminal's Ctrl-C reaches only this process), its output to `log`; returns
+    its API URL once it answers. The caller stops it (flows/children.py `serve_until_stopped` stops
+    every process started while it runs). A server that exits or stays silent past `timeout_s` is a
+    `PrefpipeError` naming `log`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_UI_API_URL": api_url,
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        server = subprocess.Popen(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while not server_healthy(api_url):
+        if server.poll() is not None:
+            raise PrefpipeError(f"the Prefect server exited with code {server.returncode} before it "
+                                f"answered; its log: {log}")
+        if time.monotonic() > deadline:
+            raise PrefpipeError(f"the Prefect server on {api_url} did not answer within {timeout_s:.0f} s; "
+                                f"its log: {log}")
+        time.sleep(0.5)
+    return api_url

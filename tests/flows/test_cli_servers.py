@@ -82,6 +82,65 @@ def test_serve_registers_a_cron_scheduled_deployment(tmp_path, prefect_server):
         serve.wait(timeout=60)
 
 
+def test_serve_without_an_api_starts_a_server_whose_scheduler_fires_the_cron(tmp_path):
+    """Prefect's temporary server never fires a schedule: with no PREFECT_API_URL and no `prefpipe
+    ui` up, `prefpipe serve` starts a real server, records it for other shells, and stops it too."""
+    repo = make_repo(tmp_path / "own", None)
+    ui_state, output = repo.path / ".prefect" / "ui.json", tmp_path / "output.txt"
+    env = {**env_for(repo.path), "PREFPIPE_ROOT": str(repo.path),
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}  # the scheduler: every 2 s, not 60
+    with open(output, "w") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--cron", "0 3 * * *", "--name",
+                                  "x"], cwd=repo.path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def recorded():
+            assert serve.poll() is None, f"serve exited {serve.returncode}:\n{output.read_text()[-2000:]}"
+            text = ui_state.read_text() if ui_state.exists() else ""
+            return text and json.loads(text)["api_url"]
+
+        api = wait_for(recorded, 120, ".prefect/ui.json")
+        port = int(api.rsplit(":", 1)[1].split("/")[0])
+        started = (f"Prefect server and UI on http://127.0.0.1:{port} (started for this serve); "
+                   "Ctrl-C stops both")
+        assert started in output.read_text().splitlines()
+
+        def deployment():
+            found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": ["x"]}}},
+                               timeout=10).json()
+            return found[0] if found else None
+
+        found = wait_for(deployment, 120, "the deployment")
+        assert [s["schedule"].get("cron") for s in found["schedules"]] == ["0 3 * * *"]
+        assert found["schedules"][0]["active"] and not found["paused"]
+
+        def scheduled_runs():  # what the server's scheduler does and a temporary server never does
+            runs = httpx.post(f"{api}/flow_runs/filter", timeout=10, json={
+                "deployments": {"id": {"any_": [found["id"]]}}}).json()
+            return [r for r in runs if r["state_type"] == "SCHEDULED"]
+
+        runs = wait_for(scheduled_runs, 60, "the scheduler's runs")
+        assert {r["expected_start_time"][11:16] for r in runs} == {"03:00"}
+
+        stop_and_check(serve, signal.SIGTERM, repo.path / ".prefect", port, output)
+        assert not ui_state.exists()
+    finally:
+        kill_tree(serve)
+
+
+def test_serve_whose_server_fails_to_start_says_so_in_one_line(tmp_path):
+    repo = make_repo(tmp_path / "broken", None)
+    env = {**env_for(repo.path), "PREFPIPE_ROOT": str(repo.path),
+           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path}/missing/prefect.db"}
+    result = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--cron", "0 3 * * *"],
+                            cwd=repo.path, env=env, capture_output=True, text=True, timeout=180)
+    log = repo.path / ".prefect" / "server.log"
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the Prefect server exited with code 3 before it answered; its log: {log}"]
+    assert "unable to open database file" in log.read_text()
+    assert not (repo.path / ".prefect" / "ui.json").exists()
+
+
 def alive(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
@@ -144,7 +203,7 @@ def stop_and_check(server: subprocess.Popen, sig: signal.Signals, home: Path, po
 SERVERS = {
     "ui": ["ui", "--port", "{port}"],
     "label": ["label", "serve", "--port", "{port}"],
-    "serve": ["serve", "--cron", "0 3 * * *", "--name", "stop-test"],  # its own temporary server
+    "serve": ["serve", "--cron", "0 3 * * *", "--name", "stop-test"],  # with a server it starts
 }
 
 
