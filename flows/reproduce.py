@@ -6,9 +6,10 @@ folder given to keep); the params.yaml and dvc.lock recorded at publish time are
 the store is copied in (the rerun's stages write to that copy, never to the live store). Every
 recorded output is restored from this workspace's DVC cache (`dvc checkout`). A stage that reads
 state DVC can't see (dvc.yaml's `always_changed: true` or `meta: {always_run: true}`: the round's
-snapshot of the live store) is not rerun: its recorded outputs are the round's inputs. Every other
-stage of the round is rerun with `dvc repro --single-item --force`, in the DAG's order, as the flow
-runs them (flows/dvc_state.repro), its output on this terminal. A stage whose dvc.lock entry is
+snapshot of the live store) is not rerun: its recorded outputs are the round's inputs, and so are
+those of the stages before it (the prompts, the SFT model: restored; `--all` reruns them too). Every
+stage after it is rerun with `dvc repro --single-item --force`, in the DAG's order, as the flow runs
+them (flows/dvc_state.repro), its output on this terminal. A stage whose dvc.lock entry is
 older than the round (its deps are not the recorded outputs it reads: a stage after the one that
 recorded dvc.lock) is not rerun either."""
 from __future__ import annotations
@@ -59,7 +60,8 @@ class Rerun:
     worktree: Path
 
 
-def rerun(published: Published, store: Store, store_key: str, keep: str | None = None) -> Rerun:
+def rerun(published: Published, store: Store, store_key: str, keep: str | None = None,
+          everything: bool = False) -> Rerun:
     """Check out, restore, rerun, compare; the worktree is removed unless `keep` names its folder.
     A step that fails is a PrefpipeError naming it."""
     from flows.dvc_state import repro
@@ -69,7 +71,7 @@ def rerun(published: Published, store: Store, store_key: str, keep: str | None =
     print(f"reproduce {published.version} (round {published.round}) at git {revision[:12]} "
           f"in {worktree}", flush=True)
     try:
-        stages, restored = prepare(worktree, published, store, store_key)
+        stages, restored = prepare(worktree, published, store, store_key, everything)
         for name in stages:
             done = repro(name, force=True, root=worktree, PREFPIPE_ROOT=str(worktree))
             if done.exit_code != 0:
@@ -123,10 +125,12 @@ def remove_worktree(worktree: Path) -> None:
         print(f"warning: the worktree {worktree} stays: {err}", file=sys.stderr)
 
 
-def prepare(worktree: Path, published: Published, store: Store, store_key: str) -> tuple[list[str], set[str]]:
+def prepare(worktree: Path, published: Published, store: Store, store_key: str,
+            everything: bool = False) -> tuple[list[str], set[str]]:
     """The recorded params and dvc.lock, a copy of the store (at the recorded params' store.path,
-    else `store_key`), the recorded outputs. Returns the stages to rerun (the round's, in the DAG's
-    order) and the round's snapshot stages (restored, not rerun)."""
+    else `store_key`), the recorded outputs. Returns the stages to rerun (the round's after its
+    snapshot, or with `everything` all but the snapshot, in the DAG's order) and the round's stages
+    restored, not rerun."""
     from flows.dag import load_stages
 
     (worktree / "params.yaml").write_text(published.params_yaml or "")
@@ -138,8 +142,13 @@ def prepare(worktree: Path, published: Published, store: Store, store_key: str) 
     _dvc(worktree, "checkout")
     snapshots = snapshot_stages(worktree / "dvc.yaml")
     of_round = set(round_stages(published.dvc_lock or ""))
-    ordered = [s.name for s in load_stages(worktree / "dvc.yaml")]
-    return [name for name in ordered if name in of_round - snapshots], snapshots & of_round
+    stages = load_stages(worktree / "dvc.yaml")
+    after = set(snapshots)  # the snapshot stages and every stage downstream of one
+    for stage in stages:
+        if after & set(stage.upstream):
+            after.add(stage.name)
+    rerun = [s.name for s in stages if s.name in of_round - snapshots and (everything or s.name in after)]
+    return rerun, of_round - set(rerun)
 
 
 def snapshot_stages(dvc_yaml: Path) -> set[str]:

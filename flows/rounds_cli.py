@@ -3,7 +3,7 @@ store's registry, which published version the next round samples from, and a pub
 
     prefpipe rounds [--json]          # every round, its version and headline metrics; `current`
     prefpipe rollback r2-1a2b3c4d     # `current` -> that version: the next round samples from it
-    prefpipe reproduce r2-1a2b3c4d [--keep DIR]   # rerun its round, compare the output hashes
+    prefpipe reproduce r2-1a2b3c4d [--all] [--keep DIR]   # rerun its round, compare the output hashes
 
 `reproduce` reruns the round in a git worktree of its own, from the params.yaml, dvc.lock and
 store recorded then (flows/reproduce.py), and prints each output's recorded and reproduced hash:
@@ -113,7 +113,7 @@ def cmd_reproduce(args) -> int:
     published = Published(**{f.name: row.get(f.name) for f in fields(Published)})
     with stop_on_signals():
         try:
-            result = rerun(published, store, params.store.path, args.keep)
+            result = rerun(published, store, params.store.path, args.keep, args.all)
         except Interrupted as stop:
             print(f"error: stopped by {stop.signal_name}", file=sys.stderr)
             return stop.code
@@ -157,6 +157,8 @@ def add_rounds_commands(sub: argparse._SubParsersAction) -> None:
                                                  "its output hashes (exit 1 when one differs)",
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     reproduce.add_argument("version")
+    reproduce.add_argument("--all", action="store_true",
+                           help="rerun the stages before the round's snapshot too (prepare, sft)")
     reproduce.add_argument("--keep", metavar="DIR", default=None,
                            help="make the worktree in DIR and keep it (default: a temporary one, removed)")
     reproduce.set_defaults(func=cmd_reproduce)
