@@ -147,8 +147,32 @@ def prepare(worktree: Path, published: Published, store: Store, store_key: str,
     for stage in stages:
         if after & set(stage.upstream):
             after.add(stage.name)
-    rerun = [s.name for s in stages if s.name in of_round - snapshots and (everything or s.name in after)]
+    kept = {s.name for s in stages if s.name in of_round - snapshots and not (everything or s.name in after)}
+    kept -= _restore_uncached(worktree, published.dvc_lock or "", kept)  # else rerun them
+    rerun = [s.name for s in stages if s.name in of_round - snapshots - kept]
     return rerun, of_round - set(rerun)
+
+
+def _restore_uncached(worktree: Path, recorded_lock: str, stages: set[str]) -> set[str]:
+    """Outs DVC does not cache (metrics, plots) of the stages kept, which `dvc checkout` cannot
+    restore: copied from this workspace where they still have the recorded hash. Returns the stages
+    with one missing (they are rerun instead)."""
+    import hashlib
+
+    spec = (yaml.safe_load((worktree / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    recorded, missing = lock_stages(recorded_lock), set()
+    for name in stages:
+        md5 = {out["path"]: out.get("md5") for out in (recorded.get(name) or {}).get("outs") or ()}
+        for path, cached in outs(spec.get(name) or {}):
+            source, target = ROOT / path, worktree / path
+            if cached or target.exists():
+                continue
+            if source.is_file() and hashlib.md5(source.read_bytes()).hexdigest() == md5.get(path):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+            else:
+                missing.add(name)
+    return missing
 
 
 def snapshot_stages(dvc_yaml: Path) -> set[str]:
