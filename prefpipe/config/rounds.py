@@ -19,13 +19,13 @@ class RoundsParams:
                               "no-op (new prompts or new human labels always start a round)")
     replay_share: float = knob(0.0, "share of a round's prompts drawn from prompts earlier rounds "
                                     "already used, when there are new prompts")
-    data: RoundDataName = knob(RoundData.ALL.value, "preferences the policy trains on: all (every "
+    data: RoundDataName = knob(RoundData.LATEST.value, "preferences the policy trains on: all (every "
                                "round's), latest (this round's), window (the last `window` rounds'); "
                                "the reward model always trains on all")
     window: int = knob(2, "rounds in the window when data is window")
-    init: RoundModelName = knob(RoundModel.SFT.value, "the policy a round starts training from: sft, "
+    init: RoundModelName = knob(RoundModel.PREVIOUS.value, "the policy a round starts training from: sft, "
                                 "or previous (the generator: the last published version)")
-    reference: RoundModelName = knob(RoundModel.SFT.value, "the frozen reference of DPO/PPO/GRPO and of "
+    reference: RoundModelName = knob(RoundModel.PREVIOUS.value, "the frozen reference of DPO/PPO/GRPO and of "
                                      "the KL penalty: sft, or previous (iterative DPO)")
 
     def validate(self) -> str | None:

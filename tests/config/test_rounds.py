@@ -1,5 +1,5 @@
-"""The `rounds` section: typed, defaulting to one round of all preferences from SFT, and every bad
-value rejected with the dotted key."""
+"""The `rounds` section: typed, defaulting to one round of iterative DPO (from and against the last
+published version, on the latest preferences), and every bad value rejected with the dotted key."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,10 +28,10 @@ def error(tmp_path: Path, text: str) -> str:
     return str(err.value)
 
 
-def test_defaults_are_one_round_of_all_preferences_from_sft():
+def test_defaults_are_one_round_of_iterative_dpo_on_the_latest_preferences():
     rounds = Params().rounds
     assert (rounds.iterations, rounds.replay_share, rounds.window) == (1, 0.0, 2)
-    assert (rounds.data, rounds.init, rounds.reference) == ("all", "sft", "sft")
+    assert (rounds.data, rounds.init, rounds.reference) == ("latest", "previous", "previous")
     assert all(type(v) is str for v in (rounds.data, rounds.init, rounds.reference))
 
 
