@@ -3,7 +3,7 @@
 The default pipeline runs on tiny params in two copies of the project at different paths: once with
 no Hugging Face variables set, once as someone working offline runs it (HF_HUB_OFFLINE,
 TRANSFORMERS_OFFLINE, another HF_HOME and TMPDIR). Every output DVC tracks must have the same hash
-in both dvc.lock files. It stops after train_policy: prepare, sft, generate, label, train_reward and
+in both dvc.lock files. It stops after train_policy: prepare, sft, round, generate, label, train_reward and
 train_policy all run (evaluate reads only what these write).
 
 Slow (about two minutes; the two runs go side by side): each stage is a real subprocess started by
@@ -21,7 +21,7 @@ from tests.conftest import Repo, env_for, make_repo
 
 pytestmark = pytest.mark.slow
 LAST_STAGE = "train_policy"
-COVERED = {"prepare", "sft", "generate", "label", "train_reward", "train_policy"}
+COVERED = {"prepare", "sft", "round", "generate", "label", "train_reward", "train_policy"}
 # conftest.TINY, smaller still where it only costs time
 QUICK = {"world": {"sft_examples": 1500}, "sft": {"optim": {"epochs": 2.0}},
          "generate": {"prompts": 48, "sampling": {"max_new_tokens": 24}}}
