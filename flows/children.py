@@ -131,6 +131,8 @@ def serve_until_stopped(name: str, run: Callable[[], int | None], grace_s: float
         code = run() or 0
     except KeyboardInterrupt:  # Stopped, or a library's own translation of it (asyncio's)
         code = 0
+    except SystemExit as exit_:  # a library's own handler (Prefect's runner exits 0 on an early SIGTERM)
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     finally:
         seen.append(0)  # from here on a signal only records what is running
         stop_processes(_started_since(earlier, {**recorded, **descendants()}), grace_s)

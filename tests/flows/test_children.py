@@ -117,10 +117,12 @@ def test_a_shutdown_that_hangs_is_forced_after_the_deadline():
     assert err.strip() == "error: stub: stopped by SIGTERM (forced after 2 s)"
 
 
+@pytest.mark.parametrize("ending", ["return", "raise SystemExit"], ids=["returns", "exits"])
 @pytest.mark.parametrize("code", [0, 3])
-def test_a_server_that_ends_by_itself_keeps_its_code_and_leaves_nothing(code):
-    server = subprocess.Popen([sys.executable, "-c", ENDS.replace("CODE", str(code))],
-                              stdout=subprocess.PIPE, text=True)
+def test_a_server_that_ends_by_itself_keeps_its_code_and_leaves_nothing(code, ending):
+    """Returning a code, or exiting with one as Prefect's runner does on a SIGTERM it takes itself."""
+    script = ENDS.replace("return CODE", f"{ending}({code})")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     out, _ = server.communicate(timeout=30)
     pid, *rest = out.splitlines()
     assert left([psutil.Process(int(pid))] if psutil.pid_exists(int(pid)) else []) == []
