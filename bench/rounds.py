@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from prefpipe.errors import PrefpipeError  # noqa: E402
 from prefpipe.store import Store  # noqa: E402
-from tests.conftest import COPIED, TINY, env_for, merge  # noqa: E402
+from tests.conftest import TINY, copy_project, env_for, merge  # noqa: E402
 
 COLUMNS = ("round", "status", "generator", "published", "pairs", "new prefs", "trained on",
            "RM gold acc", "gold win vs SFT [95%]", "KL nats", "wall s")
@@ -68,14 +67,7 @@ def scratch_copy(workdir: Path, rounds: int, sets: dict, tiny: bool) -> dict:
     """The project copied into `workdir` (git init), its params set; returns the params written."""
     if workdir.exists() and any(workdir.iterdir()):
         raise BenchError(f"{workdir}: not empty; give --workdir a new or empty folder")
-    for name in COPIED:
-        source, target = ROOT / name, workdir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy2(source, target)
-    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    copy_project(workdir)
     params = yaml.safe_load((workdir / "params.yaml").read_text())
     if tiny:
         params = merge(params, TINY)

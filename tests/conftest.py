@@ -91,7 +91,8 @@ class Repo:
                 for stage, spec in lock["stages"].items() for out in spec.get("outs", [])}
 
 
-def make_repo(path: Path, api_url: str | None = None, override: dict | None = None) -> Repo:
+def copy_project(path: Path) -> None:
+    """The project's code, params and DVC set-up copied into `path`, a git repository of its own."""
     for name in COPIED:
         source, target = ROOT / name, path / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,10 @@ def make_repo(path: Path, api_url: str | None = None, override: dict | None = No
         elif source.exists():
             shutil.copy2(source, target)
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+
+
+def make_repo(path: Path, api_url: str | None = None, override: dict | None = None) -> Repo:
+    copy_project(path)
     repo = Repo(path, api_url)
     repo.set_params(merge(TINY, override or {}))
     return repo
@@ -140,6 +145,31 @@ def prefect_server(tmp_path_factory) -> str:
     process.terminate()
     process.wait(timeout=30)
     log.close()
+
+
+class AnnotationApp:
+    """`prefpipe label serve` in a copy of the project, as its user starts it (no Prefect API)."""
+
+    def __init__(self, repo: Repo):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env_for(repo.path), "PREFPIPE_ROOT": str(repo.path)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "label", "serve", "--port", str(self.port)], cwd=repo.path,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/login", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"annotation app did not start: {self.process.stdout.read()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def flow_runs(api_url: str) -> list[dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from flows.children import descendants
-from tests.conftest import env_for, free_port
+from tests.conftest import env_for
 
 OPPOSITE = {"a": "b", "b": "a"}
 
@@ -103,30 +103,6 @@ def run_until(path: Path, api_url: str, pattern: str, timeout_s: float = 900) ->
     kill_tree(process.pid)
     process.wait(timeout=60)
     return found[0]
-
-
-class App:
-    """`prefpipe label serve` on the copy, as its user starts it."""
-
-    def __init__(self, repo):
-        self.url = f"http://127.0.0.1:{free_port()}"
-        env = cli_env(repo.path, "")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "label", "serve", "--port", self.url.rsplit(":", 1)[1]],
-            cwd=repo.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/login", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"annotation app did not start: {self.process.stdout.read()}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def pick(page: str, pattern: str) -> str:

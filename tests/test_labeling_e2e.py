@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,7 +13,7 @@ import duckdb
 import httpx
 import pytest
 
-from tests.conftest import env_for, flow_runs, free_port, make_repo
+from tests.conftest import AnnotationApp, flow_runs, make_repo
 
 pytestmark = pytest.mark.slow
 ANNOTATORS = ("ann1", "ann2")
@@ -23,30 +21,6 @@ HUMAN_ROUTING = {"label": {"routing": {"arithmetic": "verifier", "code": "verifi
                                        "default": "critic"},
                            "human": {"annotators": list(ANNOTATORS), "overlap": 2, "gold_every": 4,
                                      "wait_s": 300.0}}}
-
-
-class App:
-    """`prefpipe label serve` in the repository, as a user would start it."""
-
-    def __init__(self, repo):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "label", "serve", "--port", str(self.port)], cwd=repo.path,
-            env=env_for(repo.path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/login", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"annotation app did not start: {self.process.stdout.read()}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def label_some(url: str, token: str, limit: int, errors: list) -> int:
@@ -94,7 +68,7 @@ def test_label_stage_queues_harmful_pairs_for_humans_and_falls_back_to_the_criti
 
 
 def test_app_and_pipeline_share_the_store_without_lock_failures(labeled_repo):
-    app, errors = App(labeled_repo), []
+    app, errors = AnnotationApp(labeled_repo), []
     try:
         counts = {}
         workers = [threading.Thread(target=lambda n=name: counts.__setitem__(
@@ -116,7 +90,7 @@ def test_app_and_pipeline_share_the_store_without_lock_failures(labeled_repo):
 
 def test_flow_pauses_for_annotators_and_collects_their_labels(labeled_repo, prefect_server):
     labeled_repo.api_url = prefect_server
-    app, errors = App(labeled_repo), []
+    app, errors = AnnotationApp(labeled_repo), []
 
     def finish_queues_after_the_pause():
         time.sleep(8)  # the flow pauses once the label stage has run

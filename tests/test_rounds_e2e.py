@@ -25,10 +25,9 @@ import httpx
 import pytest
 
 from prefpipe.store import Store, read_parquet, rows
-from tests.conftest import make_repo, task_runs
+from tests.conftest import AnnotationApp, make_repo, task_runs
 from tests.rounds_drivers import (
     OPPOSITE,
-    App,
     answer_in_the_browser,
     cli,
     commit,
@@ -82,7 +81,7 @@ def rounds(tmp_path_factory, prefect_server):
         repo.runs["idle"] = run_deployment(api, deployment)
         repo.locks["idle"] = repo.lock_hashes()
         repo.earlier_pairs = repo.store.registry.pairs_before(4)
-        app = App(repo)
+        app = AnnotationApp(repo)
         try:
             repo.meant = answer_in_the_browser(app.url, repo.token, repo.earlier_pairs, ANSWERS)
         finally:
