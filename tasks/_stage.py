@@ -28,13 +28,16 @@ log = logging.getLogger("prefpipe")
 
 
 def setup(threads: int) -> None:
+    """torch's threads and deterministic kernels, and transformers' logs, for a stage that computes."""
     import torch
     import transformers
 
     transformers.utils.logging.set_verbosity_error()  # e.g. the expected "score.weight MISSING"
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # torch.use_deterministic_algorithms(True, warn_only=True) less its import of torch._inductor
+    # (2.6 s in every process) to set a flag of torch.compile's, which no stage uses
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -137,13 +140,16 @@ def report_exit(code: int, message: str, *, stop_run: bool = False, run_title: s
                                       "run_title": run_title or earlier.get("run_title", "")}))
 
 
-def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False) -> None:
+def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: bool = False,
+              uses_torch: bool | Callable[[Params], bool] = True) -> None:
     """Run `recipe(params, store)`; it returns the metrics to log. A `PrefpipeError` (bad params,
     data, store, labeler, inputs: the user can fix it) or a missing file logs one line and exits
     with 2; anything else is a bug and keeps its traceback.
 
     A `distributed` (training) stage runs under `accelerate launch` when runtime.processes > 1; only
-    the main process records the run and writes outputs."""
+    the main process records the run and writes outputs. A stage that moves files and metrics alone
+    (`uses_torch` False, or a function of the params that says so) starts without importing torch
+    and transformers (4-6 s)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s {name} %(levelname)s %(message)s")
     for noisy in ("httpx", "filelock", "urllib3"):
@@ -160,7 +166,8 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
         raise SystemExit(2) from None
     if distributed:
         relaunch_under_accelerate(name, params)
-    setup(params.runtime.threads)
+    if uses_torch(params) if callable(uses_torch) else uses_torch:
+        setup(params.runtime.threads)
     if not is_main_process():  # other training ranks compute; the main one logs and records
         logging.getLogger().setLevel(logging.WARNING)
         recipe(params, None)

@@ -47,4 +47,4 @@ def gate(params: Params, store: Store) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage("gate", gate)
+    run_stage("gate", gate, uses_torch=False)

@@ -33,7 +33,7 @@ from prefpipe.rounds.history import preference_rows
 from prefpipe.store import read_parquet, rows, write_parquet
 from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
-from prefpipe.vocab import Choice, LabelSource
+from prefpipe.vocab import Choice, JudgeBackend, LabelSource
 from prefpipe.world.catalog import to_checked_prompt, to_world_prompt
 from tasks import paths
 from tasks._stage import StageInputError, run_stage, write_json
@@ -187,4 +187,4 @@ def _label_table(labels: list[Label], used: list[bool] | None = None) -> pa.Tabl
 
 
 if __name__ == "__main__":
-    run_stage("label", label)
+    run_stage("label", label, uses_torch=lambda params: params.label.critic.judge == JudgeBackend.LOCAL)

@@ -113,4 +113,4 @@ def _sha256(data: bytes) -> str:
 
 
 if __name__ == "__main__":
-    run_stage("publish", publish)
+    run_stage("publish", publish, uses_torch=False)

@@ -101,4 +101,4 @@ def _pairs_table(pairs: list[dict]) -> pa.Table:
 
 
 if __name__ == "__main__":
-    run_stage("round", round_stage)
+    run_stage("round", round_stage, uses_torch=False)
