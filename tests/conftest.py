@@ -32,6 +32,10 @@ TINY = {
                  "enforce_gates": False},
 }
 
+# TINY, smaller still: for end-to-end tests that check what runs, not what is learnt
+QUICK = {"world": {"sft_examples": 1500}, "sft": {"optim": {"epochs": 2.0}},
+         "generate": {"prompts": 48, "sampling": {"max_new_tokens": 24}}, "evaluate": {"prompts": 24}}
+
 
 def merge(base: dict, override: dict) -> dict:
     out = dict(base)

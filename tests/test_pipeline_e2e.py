@@ -9,7 +9,7 @@ import duckdb
 import httpx
 import pytest
 
-from tests.conftest import flow_runs, make_repo, task_runs
+from tests.conftest import QUICK, flow_runs, make_repo, merge, task_runs
 
 pytestmark = pytest.mark.slow
 STAGES = ["prepare", "sft", "round", "generate", "label", "train_reward", "train_policy", "evaluate", "gate",
@@ -77,12 +77,6 @@ def test_store_holds_the_runs_data(ran_repo):
     assert versions == 1
 
 
-def test_same_seed_gives_identical_hashes(ran_repo, tmp_path):
-    twin = make_repo(tmp_path / "twin", None)
-    twin.dvc("repro")
-    assert twin.lock_hashes() == ran_repo.first_lock
-
-
 def test_changing_a_policy_param_reruns_only_policy_and_evaluate(ran_repo):
     ran_repo.set_params({"policy": {"dpo": {"beta": 0.2}}})
     repro = ran_repo.dvc("repro")
@@ -92,7 +86,7 @@ def test_changing_a_policy_param_reruns_only_policy_and_evaluate(ran_repo):
 
 
 def test_failed_stage_is_failed_in_prefect_and_next_run_resumes_there(tmp_path, prefect_server):
-    repo = make_repo(tmp_path / "fail", prefect_server, {"reward": {"val_fraction": 0.999999}})
+    repo = make_repo(tmp_path / "fail", prefect_server, merge(QUICK, {"reward": {"val_fraction": 0.999999}}))
     before = {r["id"] for r in flow_runs(prefect_server)}
     failed = repo.prefpipe("run", check=False)
     assert failed.returncode != 0
@@ -155,7 +149,7 @@ def test_bad_input_rows_are_named_and_the_store_keeps_its_data(ran_repo, tmp_pat
 
 def test_an_external_model_drops_in_and_sft_is_skipped(ran_repo, tmp_path):
     external = ran_repo.path / "models" / "sft"  # any Hugging Face causal-LM folder
-    repo = make_repo(tmp_path / "external", None, {"model": {"policy": str(external)}})
+    repo = make_repo(tmp_path / "external", None, merge(QUICK, {"model": {"policy": str(external)}}))
     repo.dvc("repro")
     assert json.loads((repo.path / "metrics" / "sft.json").read_text()) == {"skipped": True}
     assert not (repo.path / "models" / "sft" / "model.safetensors").exists()

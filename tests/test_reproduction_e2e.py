@@ -3,8 +3,8 @@
 The default pipeline runs on tiny params in two copies of the project at different paths: once with
 no Hugging Face variables set, once as someone working offline runs it (HF_HUB_OFFLINE,
 TRANSFORMERS_OFFLINE, another HF_HOME and TMPDIR). Every output DVC tracks must have the same hash
-in both dvc.lock files. It stops after train_policy: prepare, sft, round, generate, label, train_reward and
-train_policy all run (evaluate reads only what these write).
+in both dvc.lock files, every stage's (prepare to publish). This is also the suite's check that the same
+params and seed give the same outputs.
 
 Slow (about two minutes; the two runs go side by side): each stage is a real subprocess started by
 DVC."""
@@ -17,14 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import Repo, env_for, make_repo
+from tests.conftest import QUICK, Repo, env_for, make_repo
 
 pytestmark = pytest.mark.slow
-LAST_STAGE = "train_policy"
-COVERED = {"prepare", "sft", "round", "generate", "label", "train_reward", "train_policy"}
-# conftest.TINY, smaller still where it only costs time
-QUICK = {"world": {"sft_examples": 1500}, "sft": {"optim": {"epochs": 2.0}},
-         "generate": {"prompts": 48, "sampling": {"max_new_tokens": 24}}}
+LAST_STAGE = "publish"
+COVERED = {"prepare", "sft", "round", "generate", "label", "train_reward", "train_policy", "evaluate", "gate",
+           "publish"}
 ENVIRONMENT = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "TMPDIR")
 
 

@@ -5,7 +5,8 @@ her answers are missing).
 1. round 1 samples from SFT and publishes;
 2. round 2, started by `prefpipe run`, is killed in train_policy after its first checkpoint; the
    deployment's next run resumes it and publishes from round 1's version;
-3. round 3's gate is forced to fail: nothing published, `current` stays at round 2's version;
+3. round 3's gate is forced to fail: the run fails with the gate named, its verdicts and artifacts
+   say why, nothing is published and `current` stays at round 2's version;
 4. a run with nothing new (rounds.iterations done) ends in seconds without training;
 5. alice answers some of her tasks in the real app, against the critic; the next run is round 4, for
    her labels: it samples from round 2's version (the last good one), retrains, and trains on her
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from prefpipe.store import Store, read_parquet, rows
-from tests.conftest import AnnotationApp, make_repo, task_runs
+from tests.conftest import AnnotationApp, make_repo, merge, task_runs
 from tests.rounds_drivers import (
     OPPOSITE,
     answer_in_the_browser,
@@ -46,10 +47,8 @@ LAX_GATES = {"enforce_gates": True, "kl_budget": 1000.0, "gates": {
     "policy_distinct_2": {"min": 0.0}, "policy_prompt_independent_share": {"max": 1.0},
     "proxy_divergence": {"max": 1.0}, "length_drift": {"max": 100.0},
     "policy_repeated_ngram_share": {"max": 1.0}}}
-# a checkpoint every 4 DPO steps of 12 epochs: the kill lands in training however busy the machine
 PARAMS = {"generate": {"prompts": 60}, "evaluate": {"prompts": 24, **LAX_GATES},
           "rounds": {"iterations": 3}, "runtime": {"checkpoint_every": 4},
-          "policy": {"dpo": {"optim": {"epochs": 12.0}}},
           "label": {"routing": {"arithmetic": "verifier", "code": "verifier", "harmful": "human",
                                 "default": "critic"},
                     "human": {"annotators": [ANNOTATOR], "overlap": 1, "gold_every": 0, "wait_s": 0.0,
@@ -58,6 +57,11 @@ CHECKPOINTS = "checkpoints/train_policy/*/state.pt"  # tasks/_stage.train_contex
 RESUMED = re.compile(r"resuming from (checkpoints/train_policy/\S+) at step (\d+)")  # checkpoint.py
 TRAINING = {"generate", "label", "train_reward", "train_policy", "evaluate", "gate", "publish"}
 TRAINED = ("train_reward:models/reward", "train_policy:models/policy")
+# round 2: a checkpoint every 4 DPO steps of 12 epochs, so the kill lands in training however busy
+# the machine; the other rounds train TINY's one epoch
+LONG_TRAINING, SHORT_TRAINING = ({"policy": {"dpo": {"optim": {"epochs": e}}}} for e in (12.0, 1.0))
+FAILING_GATES = {"win_rate_low": {"min": 0.999}, "policy_no_such_signal": {"max": 1.0}}  # round 3's
+STALE = {"passed": False, "verdicts": {"old": {"status": "failed", "reason": "from another run"}}}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +76,16 @@ def rounds(tmp_path_factory, prefect_server):
     try:
         deployment = deployment_id(api, DEPLOYMENT)
         repo.runs[1] = run_deployment(api, deployment)
+        repo.set_params(LONG_TRAINING)
         repo.killed_at = run_until(repo.path, api, CHECKPOINTS)
         repo.rounds_after_kill = repo.store.registry.rounds()
         repo.runs[2] = run_deployment(api, deployment)
-        repo.set_params({"evaluate": {"gates": {"win_rate_low": {"min": 0.999}}}})  # round 3 must fail
+        repo.set_params(merge(SHORT_TRAINING, {"evaluate": {"gates": FAILING_GATES}}))  # round 3 must fail
+        stale = repo.path / "metrics" / "stale.json"  # verdicts no stage of round 3 writes
+        stale.write_text(json.dumps(STALE))
         repo.runs[3] = run_deployment(api, deployment)
+        repo.gates_of_round_3 = json.loads((repo.path / "metrics" / "gates.json").read_text())
+        stale.unlink()
         repo.set_params({"evaluate": {"gates": {"win_rate_low": {"min": 0.0}}}})
         repo.runs["idle"] = run_deployment(api, deployment)
         repo.locks["idle"] = repo.lock_hashes()
@@ -119,6 +128,35 @@ def test_each_round_samples_from_the_last_published_version(rounds):
     assert by_round[4]["generator_hash"] == versions[2]["model_hash"]
 
 
+def artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
+    found = httpx.post(f"{api_url}/artifacts/filter",
+                       json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}).json()
+    return {a["key"]: a for a in found}
+
+
+def test_a_failed_gate_fails_the_run_and_its_artifacts_say_why(rounds, prefect_server):
+    run = rounds.runs[3]
+    assert "gate failed: round 3 rejected: win_rate_low " in run["state"]["message"], run["state"]
+    tasks = {t["name"]: t["state_type"] for t in task_runs(prefect_server, run["id"])}
+    assert tasks.pop("gate") == "FAILED" and set(tasks.values()) == {"COMPLETED"}, tasks
+    written = rounds.gates_of_round_3
+    assert written["passed"] is False and written["failed"] == ["win_rate_low"], written
+    assert written["verdicts"]["policy_no_such_signal"]["status"] == "skipped"
+    assert written["verdicts"]["kl_budget"]["status"] == "passed"
+    found = artifacts(prefect_server, run["id"])
+    assert {"prefpipe-summary", "prefpipe-report", "prefpipe-gates"} <= set(found), sorted(found)
+    assert found["prefpipe-gates"]["type"] == "markdown"
+    assert "## gates: FAILED" in found["prefpipe-gates"]["data"]
+    assert "| win_rate_low | FAILED |" in found["prefpipe-gates"]["data"]
+    assert "win_rate" in json.dumps(found["prefpipe-summary"]["data"])
+    assert "prefpipe-stale" not in found  # stale files of no stage this run ran stay out
+
+
+def test_passing_gates_show_their_verdicts(rounds, prefect_server):
+    gates = artifacts(prefect_server, rounds.runs[4]["id"])["prefpipe-gates"]
+    assert "## gates: passed" in gates["data"] and "| win_rate_low | passed |" in gates["data"]
+
+
 def test_a_published_version_records_its_lineage_and_artifacts(rounds):
     version = rounds.store.registry.versions()[-1]
     assert version["label_counts"] and sum(version["label_counts"].values()) > 0
@@ -143,9 +181,8 @@ def test_a_run_with_nothing_new_completes_in_seconds_without_training(rounds, pr
     assert took.total_seconds() <= 30, took
     ran = {t["name"] for t in task_runs(prefect_server, idle["id"])}
     assert ran and not ran & TRAINING, ran
-    artifacts = httpx.post(f"{prefect_server}/artifacts/filter", json={"artifacts": {"flow_run_id": {
-        "any_": [idle["id"]]}}}).json()
-    assert any("nothing new since round 3" in json.dumps(a["data"]) for a in artifacts), artifacts
+    found = artifacts(prefect_server, idle["id"]).values()
+    assert any("nothing new since round 3" in json.dumps(a["data"]) for a in found), found
 
 
 def test_round_runs_are_named_by_their_round(rounds):
