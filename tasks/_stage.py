@@ -34,10 +34,10 @@ def setup(threads: int) -> None:
 
     transformers.utils.logging.set_verbosity_error()  # e.g. the expected "score.weight MISSING"
     transformers.utils.logging.disable_progress_bar()
+    from prefpipe.train.determinism import use_deterministic_kernels
+
     torch.set_num_threads(threads)
-    # torch.use_deterministic_algorithms(True, warn_only=True) less its import of torch._inductor
-    # (2.6 s in every process) to set a flag of torch.compile's, which no stage uses
-    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_kernels(warn_only=True)
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -21,6 +21,7 @@ import tiny  # noqa: E402
 
 from prefpipe.models.policy_value import PolicyWithValue  # noqa: E402
 from prefpipe.train.checkpoint import Checkpointer  # noqa: E402
+from prefpipe.train.determinism import use_deterministic_kernels  # noqa: E402
 from prefpipe.train.distributed import Runtime  # noqa: E402
 from prefpipe.train.loop import TrainContext  # noqa: E402
 
@@ -46,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    use_deterministic_kernels(warn_only=False)
     runtime = Runtime()
     context = TrainContext(runtime, Checkpointer(args.checkpoint, args.every, runtime.is_main,
                                                  runtime.barrier))
