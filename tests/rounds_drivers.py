@@ -38,17 +38,28 @@ def deployment_id(api_url: str, name: str, timeout_s: float = 120) -> str:
 
 
 def run_deployment(api_url: str, deployment: str, timeout_s: float = 900) -> dict:
-    """Start a flow run of the deployment (as its schedule would) and wait for its end."""
-    created = httpx.post(f"{api_url}/deployments/{deployment}/create_flow_run", json={})
-    created.raise_for_status()
-    run_id = created.json()["id"]
+    """Start a flow run of the deployment (as its schedule would) and wait for its end. The shared
+    server answers 503 while its database is busy; like Prefect's own client, retry then."""
     deadline = time.monotonic() + timeout_s
+    created = _answered(lambda: httpx.post(f"{api_url}/deployments/{deployment}/create_flow_run", json={}),
+                        deadline)
+    run_id = created["id"]
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api_url}/flow_runs/{run_id}").json()
+        run = _answered(lambda: httpx.get(f"{api_url}/flow_runs/{run_id}"), deadline)
         if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
         time.sleep(2)
     raise AssertionError(f"flow run {run_id} did not finish in {timeout_s}s")
+
+
+def _answered(call, deadline: float) -> dict:
+    """`call()`'s JSON, retried every 2 s while the server answers 5xx, until `deadline`."""
+    while True:
+        response = call()
+        if response.status_code < 500 or time.monotonic() > deadline:
+            response.raise_for_status()
+            return response.json()
+        time.sleep(2)
 
 
 def cli_env(path: Path, api_url: str) -> dict[str, str]:
