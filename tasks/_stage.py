@@ -32,10 +32,10 @@ def setup(threads: int) -> None:
     import torch
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()  # e.g. the expected "score.weight MISSING"
-    transformers.utils.logging.disable_progress_bar()
     from prefpipe.train.determinism import use_deterministic_kernels
 
+    transformers.utils.logging.set_verbosity_error()  # e.g. the expected "score.weight MISSING"
+    transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(threads)
     use_deterministic_kernels(warn_only=True)
 
