@@ -151,6 +151,60 @@ def prefect_server(tmp_path_factory) -> str:
     log.close()
 
 
+class S3Server:
+    """moto's standalone server: a real S3-compatible endpoint on loopback (no MinIO package exists
+    here). moto accepts any key pair; `env()` gives a process the standard AWS variables for it, with
+    the distinctive dummy credentials that the secrets checks grep produced files and logs for."""
+
+    access_key = "AKIAPREFPIPETESTKEY0"
+    secret_key = "prefpipe-test-secret-d41d8cd98f00b204e980"
+
+    def __init__(self, home: Path):
+        self.port = free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.log = open(home / "moto.log", "w")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                httpx.get(self.endpoint_url, timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"moto server did not start: {(home / 'moto.log').read_text()}")
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+    def make_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    """A real S3 endpoint on loopback for the whole session; each test makes buckets of its own."""
+    server = S3Server(tmp_path_factory.mktemp("s3-server"))
+    yield server
+    server.stop()
+
+
 class AnnotationApp:
     """`prefpipe label serve` in a copy of the project, as its user starts it (no Prefect API)."""
 
