@@ -265,3 +265,43 @@ def write_round_one(store=None, seed: int = 0) -> None:
     if store is not None:
         store.registry.start_round(1, "sft", "", "", len(train), 0, "test",
                                    prompt_ids=[r["prompt_id"] for r in train], flow_run_id="")
+
+
+def lingering_processes(basetemp: Path, grace_s: float = 10.0) -> list[str]:
+    """Processes the suite started that are still alive after every fixture was torn down: this
+    process's descendants, and any process (reparented or not) working under the suite's temp dir.
+    Waits up to `grace_s` for ones already on their way out."""
+    import psutil
+
+    def alive() -> list[psutil.Process]:
+        found = {p.pid: p for p in psutil.Process().children(recursive=True)}
+        for process in psutil.process_iter(["cwd"]):
+            cwd = process.info.get("cwd") or ""
+            if process.pid != os.getpid() and cwd.startswith(str(basetemp)):
+                found[process.pid] = process
+        return [p for p in found.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    deadline = time.monotonic() + grace_s
+    while (processes := alive()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    described = []
+    for process in processes:
+        try:
+            described.append(f"pid {process.pid}: {' '.join(process.cmdline())[:200]}")
+        except psutil.Error:
+            continue
+    return described
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """No orphans: after the session's fixtures are torn down (the runner's own sessionfinish runs
+    first), every server, worker and browser the tests started must be gone, or the suite fails."""
+    if getattr(session.config, "workerinput", None) is not None:
+        return
+    basetemp = session.config._tmp_path_factory.getbasetemp()
+    leftovers = lingering_processes(basetemp)
+    if leftovers:
+        session.config.get_terminal_writer().line(
+            "error: processes the tests started are still running:\n  " + "\n  ".join(leftovers), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
