@@ -1,5 +1,5 @@
 """The `prefpipe` command: run the pipeline, one stage, the Prefect UI, a schedule, params, report,
-rounds (list, rollback, reproduce).
+rounds (list, rollback, reproduce), and published versions to and from S3 (push, pull).
 
 Every `PrefpipeError` (bad params, data, store, labeler...) or missing file ends the command with
 one line on stderr and exit code 2; `prefpipe --debug ...` shows its traceback too. Prefect is
@@ -14,6 +14,7 @@ import traceback
 from dataclasses import fields, is_dataclass
 from typing import NoReturn
 
+from flows.artifacts_cli import add_artifacts_commands
 from flows.children import run_child, serve_until_stopped
 from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy, start_prefect_server
 from flows.label_cli import add_label_commands
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_commands(sub)
     add_report_command(sub)
     add_rounds_commands(sub)
+    add_artifacts_commands(sub)
     return parser
 
 

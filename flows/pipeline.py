@@ -3,11 +3,13 @@
 Running stages through DVC keeps dvc.lock current, so after a Prefect run `dvc repro` has nothing
 to do, and a failed run's next attempt starts at the stage that failed (the ones before it are
 up to date and skipped). Stages run one at a time in dependency order, each task run waiting for
-(`wait_for`) its upstream stages' task runs, which draws the run graph's edges. What the flow does
-around a stage (e.g. wait for annotators) is declared on the stage in dvc.yaml (`meta: {after:
-HOOK}`, flows/hooks.py); what a stage asks of the run it says itself (tasks/_stage.report_exit):
-stop it (nothing more to do: it ends Completed with the stage's message, no later stage runs) or
-prefix its name (e.g. "round 3 · witty-fox"). The flow knows no stage by name.
+(`wait_for`) its upstream stages' task runs, which draws the run graph's edges; a stage that
+`orchestration.work_pools` names runs on a worker of that Prefect work pool (flows/dispatch.py),
+the others in this process. What the flow does around a stage (e.g. wait for annotators) is
+declared on the stage in dvc.yaml (`meta: {after: HOOK}`, flows/hooks.py); what a stage asks of the
+run it says itself (tasks/_stage.report_exit): stop it (nothing more to do: it ends Completed with
+the stage's message, no later stage runs) or prefix its name (e.g. "round 3 · witty-fox"). The flow
+knows no stage by name.
 Every run, failed and stopped ones too, leaves Prefect artifacts from the stages it ran: the headline
 metrics, each markdown report among their outs (reports/*.md: "prefpipe-<stem>", the evaluation
 report "prefpipe-report") and the verdicts of any metrics file that has them (metrics/gates.json).
@@ -29,11 +31,13 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flows.dag import Stage, load_stages
+from flows.dispatch import check_work_pools, dispatch
 from flows.dvc_state import Repro, repro
 from flows.env import ROOT
 from flows.hooks import AFTER_HOOKS, check_hooks
 from flows.workspace import hold_workspace
 from prefpipe.config import Params, load_params
+from prefpipe.config.schema import OrchestrationParams
 from prefpipe.data.preflight import check_against_data
 from prefpipe.errors import ConfigError, PrefpipeError
 from prefpipe.evaluate.gates import verdicts_markdown
@@ -53,13 +57,17 @@ class StageFailed(PrefpipeError, RuntimeError):
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, force: bool = False) -> Repro:
-    """`dvc repro --single-item STAGE`, streaming its output into the Prefect log. Returns how it
-    ended: its `outcome` "ran", "skipped" or "restored" (from DVC's run cache), as DVC's state and
-    the stage itself said, and what the stage asked of the run (`stop_message`, `run_title`)."""
+def run_stage(stage: str, force: bool = False, work_pool: str = "", dispatch_timeout_s: float = 0.0) -> Repro:
+    """`dvc repro --single-item STAGE`, streaming its output into the Prefect log; with a `work_pool`,
+    run by a worker of that pool instead (flows/dispatch.py). Returns how it ended: its `outcome`
+    "ran", "skipped" or "restored" (from DVC's run cache), as DVC's state and the stage itself said,
+    and what the stage asked of the run (`stop_message`, `run_title`)."""
     logger = get_run_logger()
-    result = repro(stage, force, on_line=logger.info,
-                   PREFPIPE_RUN_ID=str(flow_run.get_id() or "local"))
+    run_id = str(flow_run.get_id() or "local")
+    if work_pool:
+        result = dispatch(stage, force, work_pool, dispatch_timeout_s, run_id, say=logger.info)
+    else:
+        result = repro(stage, force, on_line=logger.info, PREFPIPE_RUN_ID=run_id)
     if result.exit_code:
         raise StageFailed(result.message, result.exit_code)
     return result
@@ -68,10 +76,11 @@ def run_stage(stage: str, force: bool = False) -> Repro:
 class StageRunner:
     """Runs stages as Prefect task runs, one at a time: each waits for (`wait_for`) the latest task
     runs of its upstream stages, which gives the run graph its edges; a rerun (a hook's) also waits
-    for the run it repeats. `results`: each stage's latest Repro."""
+    for the run it repeats. A stage `orchestration.work_pools` names is sent to its work pool.
+    `results`: each stage's latest Repro."""
 
-    def __init__(self, run_task: Task, force: bool):
-        self.run_task, self.force = run_task, force
+    def __init__(self, run_task: Task, force: bool, orchestration: OrchestrationParams):
+        self.run_task, self.force, self.orchestration = run_task, force, orchestration
         self.states: dict[str, State] = {}
         self.results: dict[str, Repro] = {}
 
@@ -80,6 +89,8 @@ class StageRunner:
         its StageFailed when it failed (after the task's retries)."""
         upstream = [self.states[name] for name in (*stage.upstream, stage.name) if name in self.states]
         state = self.run_task(stage.name, force=self.force or force or stage.always_run,
+                              work_pool=self.orchestration.work_pools.get(stage.name, ""),
+                              dispatch_timeout_s=self.orchestration.dispatch_timeout_s,
                               wait_for=upstream, return_state=True)
         self.states[stage.name] = state
         self.results[stage.name] = state.result()
@@ -188,6 +199,7 @@ def plan(only: list[str] | None = None) -> tuple[Params, list[Stage]]:
     check_against_data(params, ROOT / "params.yaml")
     stages = load_stages(ROOT / "dvc.yaml")
     check_hooks(stages, ROOT / "dvc.yaml")
+    check_work_pools(params.orchestration, stages, ROOT / "params.yaml")
     unknown = set(only or ()) - {s.name for s in stages}
     if unknown:
         raise ConfigError(f"unknown stage(s) {sorted(unknown)}; dvc.yaml has "
@@ -214,7 +226,7 @@ def pipeline(only: list[str] | None = None, force: bool = False) -> dict[str, di
     with hold_workspace(ROOT, params.orchestration.wait_for_workspace_s):  # one run at a time
         runner = StageRunner(run_stage.with_options(
             retries=params.orchestration.retries,
-            retry_delay_seconds=params.orchestration.retry_delay_seconds), force)
+            retry_delay_seconds=params.orchestration.retry_delay_seconds), force, params.orchestration)
         done: list[Stage] = []  # finished, or running when the run failed
         try:
             stopped = run_stages(stages, params, runner, done)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from prefpipe.config.artifacts import ArtifactsParams
 from prefpipe.config.data import EMBEDDED, DataParams
 from prefpipe.config.evaluate import EvaluateParams
 from prefpipe.config.knobs import knob
@@ -241,9 +242,18 @@ class OrchestrationParams:
     retry_delay_seconds: float = knob(10.0, "wait between retries")
     wait_for_workspace_s: float = knob(0.0, "when another run holds the workspace: wait this long "
                                             "for it, then refuse (0 = refuse at once)")
+    work_pools: dict[str, str] = knob({}, "stage -> the Prefect work pool a worker runs it from (e.g. "
+                                          "{train_policy: gpu}; flows/dispatch.py); others run in the flow")
+    dispatch_timeout_s: float = knob(600.0, "how long a stage sent to a work pool waits for a worker "
+                                            "to start it before the run fails")
 
     def validate(self) -> str | None:
-        return "wait_for_workspace_s must be >= 0" if self.wait_for_workspace_s < 0 else None
+        if self.wait_for_workspace_s < 0:
+            return "wait_for_workspace_s must be >= 0"
+        unnamed = [stage for stage, pool in self.work_pools.items() if not pool.strip()]
+        if unnamed:
+            return f"work_pools.{unnamed[0]}: name a work pool (or leave the stage out to run it in the flow)"
+        return "dispatch_timeout_s must be > 0" if self.dispatch_timeout_s <= 0 else None
 
 
 @dataclass(frozen=True)
@@ -261,6 +271,7 @@ class Params:
     policy: PolicyParams = field(default_factory=PolicyParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     store: StoreParams = field(default_factory=StoreParams)
+    artifacts: ArtifactsParams = field(default_factory=ArtifactsParams)
     orchestration: OrchestrationParams = field(default_factory=OrchestrationParams)
 
     @property

@@ -7,7 +7,8 @@ is due and what it trains on are the round stage's rules (issue 11, the `round` 
   `round_prompts` the train prompts known at each round; `round_pairs` each round's pairs with their
   final label, the history later rounds train on.
 - `model_versions`: a published policy with its lineage (round, parent version, hashes of params,
-  `dvc.lock` and data, label counts, metrics, gate verdicts, where its artifacts are); `label_counts`,
+  `dvc.lock` and data, label counts, metrics, gate verdicts, where its artifacts are: `artifact_uri`
+  the local folder, `remote_uri` its copy in the artifact store once uploaded); `label_counts`,
   `metrics` and `gates` are stored as JSON text and returned as dicts.
 - `registry_pointers`: named versions; 'current' is the one the next round samples from.
 
@@ -33,7 +34,7 @@ CURRENT = "current"  # the pointer the next round samples from
 JSON_COLUMNS = ("label_counts", "metrics", "gates")
 VERSION_COLUMNS = ("version", "round", "parent_version", "model_hash", "params_sha256", "git_revision",
                    "dvc_lock_sha256", "snapshot_sha256", "label_counts", "metrics", "gates",
-                   "artifact_uri", "params_yaml", "dvc_lock")  # + created_at, set here
+                   "artifact_uri", "params_yaml", "dvc_lock", "remote_uri")  # + created_at, set here
 PAIR_SCHEMA = pa.schema([
     ("round", pa.int32()), ("pair_id", pa.string()), ("prompt_id", pa.string()),
     ("prompt", pa.string()), ("category", pa.string()), ("response_a", pa.string()),
@@ -250,6 +251,14 @@ class Registry:
         rows = self.store.query("SELECT v.* FROM registry_pointers p JOIN model_versions v "
                                 "ON v.version = p.version WHERE p.name = ?", [CURRENT]).to_pylist()
         return _decoded(rows[0]) if rows else None
+
+    def set_remote_uri(self, version: str, uri: str) -> None:
+        """Record where a registered version's copy in the artifact store is (`prefpipe push`)."""
+        with self.store.transaction() as con:
+            if not con.execute("UPDATE model_versions SET remote_uri = ? WHERE version = ? RETURNING 1",
+                               [uri, version]).fetchall():
+                raise StoreError(f"unknown model version {version!r}: publish it before recording "
+                                 "its remote copy")
 
     def set_current(self, version: str) -> None:
         """Point 'current' at a registered version (a rollback); the next round samples from it."""

@@ -133,8 +133,10 @@ CREATE TABLE IF NOT EXISTS model_versions (
     artifact_uri    VARCHAR,
     params_yaml     VARCHAR,
     dvc_lock        VARCHAR,
-    created_at      TIMESTAMP NOT NULL
+    created_at      TIMESTAMP NOT NULL,
+    remote_uri      VARCHAR               -- s3://BUCKET/PREFIX/<version>/ once uploaded (artifact store)
 );
+ALTER TABLE model_versions ADD COLUMN IF NOT EXISTS remote_uri VARCHAR;
 CREATE TABLE IF NOT EXISTS registry_pointers (
     name       VARCHAR PRIMARY KEY,       -- 'current'
     version    VARCHAR NOT NULL,
