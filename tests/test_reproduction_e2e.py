@@ -159,3 +159,40 @@ def test_a_fresh_clone_pulls_every_out_and_has_nothing_to_reproduce(runs, s3_ser
     assert "aws_access_key_id" not in (clone / ".dvc" / "config").read_text()
     for folder in (copy, clone, tmp_path / "dvc-site-cache"):
         assert not holding(folder, secrets), f"the test key pair written to {holding(folder, secrets)}"
+
+
+LAX_GATES = {"kl_budget": 1000.0, "gates": {"win_rate_low": {"min": 0.0}, "accuracy_drop": {"max": 1.0}}}
+
+
+def test_publish_uploads_the_version_to_s3_and_pull_restores_it(runs, s3_server, tmp_path):
+    """After the clone test: the copy's publish, with artifacts.uri set and lax gates, uploads the
+    version to moto; `prefpipe pull` restores it byte for byte elsewhere; the key pair appears in no
+    file and no output."""
+    copy = runs.plain
+    bucket = s3_server.make_bucket("prefpipe-versions")
+    params = copy.params()
+    params["artifacts"]["uri"] = f"s3://{bucket}/team"
+    params["evaluate"].update(LAX_GATES)
+    (copy.path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = env_for(copy.path) | s3_server.env() | {"PREFPIPE_ROOT": str(copy.path)}
+    output = run(copy.path, ["dvc", "repro", "publish"], env)
+    assert "Running stage 'gate'" in output and "Running stage 'publish'" in output, output
+    assert "Running stage 'train_policy'" not in output, output
+    published = json.loads((copy.path / "metrics" / "publish.json").read_text())
+    assert published["published"], published
+    version = published["version"]
+    assert f"s3://{bucket}/team/{version}/" in output
+
+    pulled = tmp_path / "pulled"
+    output += run(copy.path, ["prefpipe", "pull", version, "--dest", str(pulled)], env)
+    local = copy.path / "store" / "versions" / version
+    local_files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    assert (pulled / version / "policy" / "model.safetensors").is_file()
+    assert local_files == sorted(p.relative_to(pulled / version) for p in (pulled / version).rglob("*")
+                                 if p.is_file())
+    assert all((pulled / version / f).read_bytes() == (local / f).read_bytes() for f in local_files)
+
+    secrets = (s3_server.access_key, s3_server.secret_key)
+    assert not any(s in output for s in secrets)
+    for folder in (copy.path, pulled):
+        assert not holding(folder, secrets), f"the test key pair written to {holding(folder, secrets)}"
