@@ -16,9 +16,23 @@ WORKER = Path(__file__).with_name("worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+def start_worker(kind: str, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), kind, str(out), *extra], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(worker: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    return subprocess.CompletedProcess(worker.args, worker.returncode, stdout, stderr)
+
+
 def run_worker(kind: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(WORKER), kind, str(out), *extra], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return finish(start_worker(kind, out, *extra))
 
 
 # forward passes before the kill: past at least one checkpoint, before the end
@@ -27,11 +41,13 @@ KILL_AT = {"reward": 4, "sft": 4, "dpo": 4, "ppo": 18, "grpo": 8}
 
 @pytest.mark.parametrize("kind", ["reward", "sft", "dpo", "ppo", "grpo"])
 def test_killed_run_resumes_to_the_same_weights(kind, tmp_path):
-    plain = run_worker(kind, tmp_path / "plain.pt")
-    assert plain.returncode == 0, plain.stderr[-3000:]
     checkpoints = tmp_path / "ckpt"
     args = ("--checkpoint", str(checkpoints), "--every", "1")
+    # the uninterrupted run and the one to kill side by side (one torch thread each): they share nothing
+    plain_worker = start_worker(kind, tmp_path / "plain.pt")
     killed = run_worker(kind, tmp_path / "resumed.pt", *args, "--kill-after-forward", str(KILL_AT[kind]))
+    plain = finish(plain_worker)
+    assert plain.returncode == 0, plain.stderr[-3000:]
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (checkpoints / "state.pt").exists(), "no checkpoint was written before the kill"
     assert not (tmp_path / "resumed.pt").exists()
