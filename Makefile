@@ -48,6 +48,8 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/training_steps.py
 	$(BIN)/python bench/labeling.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/pipeline.py
 
 # Re-pin after editing requirements.in (uv resolves the whole stack in seconds).
 lock: setup
