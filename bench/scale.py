@@ -87,6 +87,8 @@ def measure(sizes: list[int], workdir: Path, args: argparse.Namespace) -> list[d
             for phase in run_step(step, workdir, n, args):
                 results.append(phase)
                 print("  " + row_text(phase), flush=True)
+                if args.json:  # after every step, so a run cut short keeps what it measured
+                    args.json.write_text(json.dumps(results, indent=1))
         if not args.keep:
             for leftover in workdir.glob(f"*-{n}*"):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
@@ -190,6 +192,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write every phase's numbers here")
     args = parser.parse_args()
     sizes = parse_sizes(args.pairs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a TERM still runs the finally blocks
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="prefpipe-scale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"sizes {sizes}, {args.threads} thread(s), work in {workdir}", flush=True)
@@ -202,9 +207,6 @@ def main() -> int:
     print("\n".join(goals(results, sizes)))
     plot(results, args.plot, args.threads)
     print(f"plot: {args.plot}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 

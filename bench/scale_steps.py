@@ -196,7 +196,8 @@ def step_logprobs(meter: Meter, paths: dict, params, n: int, threads: int, sampl
 
     torch.set_num_threads(threads)
     tokenizer = load_tokenizer(paths["tokenizer"], params.model.prompt_format)
-    pairs = pq.read_table(paths["preferences"]).slice(0, sample).to_pylist()
+    first = next(pq.ParquetFile(paths["preferences"]).iter_batches(batch_size=sample))  # not the whole file
+    pairs = first.to_pylist()
     model = build_embedded_lm(params.model, tokenizer, params.seed)
     with meter.phase(f"ref log-probs ({threads} thread{'s' * (threads > 1)})", len(pairs)):
         reference_logprobs(model, tokenizer, pairs, params.model.n_positions)
