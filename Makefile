@@ -48,6 +48,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/training_steps.py
 	$(BIN)/python bench/vs_trl.py
+	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/labeling.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/pipeline.py

@@ -13,7 +13,12 @@ from dataclasses import asdict
 
 import pyarrow as pa
 
-from prefpipe.models.generation import sample_responses, truncated_prompts, warn_truncated
+from prefpipe.models.generation import (
+    on_sampling_device,
+    sample_responses,
+    truncated_prompts,
+    warn_truncated,
+)
 from prefpipe.models.io import load_causal_lm, load_tokenizer
 from prefpipe.models.version import model_version
 from prefpipe.progress import Progress
@@ -54,7 +59,7 @@ def generate(params, store) -> dict:
     generation_key = _key(version, json.dumps(asdict(gen), sort_keys=True), seed, *formats)
     tokenizer = load_tokenizer(paths.GENERATOR_MODEL, params.model.prompt_format)
     tokenizer.padding_side = "left"
-    model = load_causal_lm(paths.GENERATOR_MODEL)
+    model = on_sampling_device(load_causal_lm(paths.GENERATOR_MODEL))  # a GPU where there is one
     log.info("round %d: sampling %d candidates for each of %d prompts from %s (model %s)", info["round"],
              gen.candidates_per_prompt, len(chosen), info["generator_version"], version)
     with Progress(len(chosen), "generate", "prompt") as progress:

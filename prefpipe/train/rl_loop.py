@@ -3,9 +3,11 @@
 Per iteration: draw the iteration's prompts (a pure function of seed and iteration, so a resumed
 run draws the same), take this process's share, sample `samples_per_prompt` responses to each,
 let the algorithm *score* the rollout (rewards, advantages, log-probs under the sampling policy
-and the reference, all without gradients), then run `epochs` passes of shuffled minibatches over
-the rows, each one optimizer step on the algorithm's *minibatch loss*. A checkpoint after every
-iteration holds the model, optimizer, schedule, RNG and the algorithm's `extras`.
+and the reference, all without gradients; the sampling pass has recorded the sampling policy's
+log-probs already, so an algorithm without a critic needs no forward for them), then run `epochs`
+passes of shuffled minibatches over the rows, each one optimizer step on the algorithm's
+*minibatch loss*. A checkpoint after every iteration holds the model, optimizer, schedule, RNG and
+the algorithm's `extras`.
 
 An algorithm supplies only what differs (`RLAlgorithm`): how to score a rollout, the loss of a
 minibatch, and the iteration's metrics. Losses are token means; the loop applies the one DDP
@@ -58,13 +60,26 @@ class RolloutInputs:
 
     @torch.no_grad()
     def behaviour_logprobs(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(log-probs (B, T-1), values (B, T-1) or None) of the sampling policy, then the
-        reference's log-probs (B, T-1): the fixed quantities of this iteration's updates."""
+        """(log-probs (B, T-1), values (B, T-1) or None) of the sampling policy from one forward,
+        then the reference's log-probs (B, T-1): the fixed quantities of PPO's updates."""
         self.model.eval()
         logprobs, values, _ = forward_tokens(self.model, self.rollout.batch, self.precision)
-        reference = reference_token_logprobs(self.model, self.reference, self.rollout.batch,
-                                             self.precision)
-        return logprobs, values, reference
+        return logprobs, values, self.reference_logprobs()
+
+    @torch.no_grad()
+    def old_logprobs(self) -> torch.Tensor:
+        """(B, T-1) log-probs of the sampling policy: those its sampling pass recorded (the same
+        model, dropout off, same precision), else from a forward."""
+        if self.rollout.sampled_logprobs is not None:
+            return self.rollout.sampled_logprobs
+        self.model.eval()
+        return forward_tokens(self.model, self.rollout.batch, self.precision)[0]
+
+    @torch.no_grad()
+    def reference_logprobs(self) -> torch.Tensor:
+        """(B, T-1) log-probs under the reference (`rollout.reference_token_logprobs`)."""
+        return reference_token_logprobs(self.model, self.reference, self.rollout.batch,
+                                        self.precision)
 
 
 class RLAlgorithm(ABC):
@@ -106,6 +121,13 @@ class RLAlgorithm(ABC):
         """Called with the iteration's finished row, before it is checkpointed."""
         return None
 
+    def check_reference(self, policy: torch.nn.Module, reference: torch.nn.Module | None) -> None:
+        """Called once before training. Here: warn when the policy must be its own reference."""
+        if uses_itself_as_reference(policy, reference):
+            log.warning("%s: no reference model and no LoRA adapters: the sampling policy is its "
+                        "own reference, so the KL term only measures drift within an iteration",
+                        self.name)
+
 
 def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn.Module | None,
             tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_length: int, seed: int,
@@ -113,14 +135,12 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
     """Train `policy` (a PolicyWithValue) in place with `algorithm`; returns the per-iteration rows.
 
     `reference` None: the policy with its LoRA adapters off is the reference, or, without LoRA,
-    the sampling policy itself (logged as a warning: the KL term then only sees drift within an
-    iteration). After each iteration `context.callbacks` see its row (`StepInfo`, one step per
-    iteration) and may end the run early, as in the supervised loop."""
+    what `algorithm.check_reference` allows (PPO: the sampling policy itself, with a warning;
+    GRPO: an error unless its kl_beta is 0). After each iteration `context.callbacks` see its row
+    (`StepInfo`, one step per iteration) and may end the run early, as in the supervised loop."""
     context = context or TrainContext()
     runtime, checkpointer, a = context.runtime, context.checkpointer, algorithm
-    if uses_itself_as_reference(policy, reference):
-        log.warning("%s: no reference model and no LoRA adapters: the sampling policy is its own "
-                    "reference, so the KL term only measures drift within an iteration", a.name)
+    a.check_reference(policy, reference)
     prompt_ids, cut = encode_prompts(tokenizer, prompts, max_length, a.sampling.max_new_tokens)
     if runtime.is_main:
         warn_truncated(sum(cut), len(prompts), max_length, a.sampling.max_new_tokens,
@@ -143,7 +163,7 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
                                      a.samples_per_prompt, a.sampling,
                                      derive_seed(seed, SeedPurpose.ROLLOUT_SAMPLING, iteration,
                                                  runtime.rank),
-                                     max_length, runtime.device)
+                                     max_length, runtime.device, context.precision)
             scored = a.score(RolloutInputs(unwrapped, reference, rollout, chosen, runtime,
                                            context.precision))
             trained.train()

@@ -1,4 +1,5 @@
-"""Rollouts for on-policy RL: sample responses, then score their tokens under policy and reference."""
+"""Rollouts for on-policy RL: sample responses (recording each token's log-prob on the way), then
+score their tokens under the policy (where values are needed) and the reference."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ import torch
 
 from prefpipe.losses import masked_mean
 from prefpipe.models.formatting import TokenBatch, collate
-from prefpipe.models.generation import sample_token_ids
+from prefpipe.models.generation import sample_batch, token_samples
 from prefpipe.models.logprobs import token_logprobs
 from prefpipe.seeds import SeedPurpose, derive_seed
 from prefpipe.train.common import autocast
@@ -31,6 +32,8 @@ class Rollout:
     finished: torch.Tensor  # (B,) bool: the response emitted EOS
     prompt_index: list[int]  # row -> index into the prompts given to `sample_rollout`
     response_ids: list[list[int]]
+    # (B, T-1) log-probs of the response tokens as the sampling pass drew them (0 elsewhere)
+    sampled_logprobs: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -51,15 +54,34 @@ def draw_prompts(n_prompts: int, count: int, seed: int, iteration: int) -> list[
 @torch.no_grad()
 def sample_rollout(generator: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                    prompt_ids: list[list[int]], num_samples: int, sampling: SamplingParams,
-                   seed: int, max_length: int, device: torch.device | str) -> Rollout:
-    """`num_samples` responses to each prompt from `generator`, seeded by `seed`, as a Rollout."""
-    samples = sample_token_ids(generator, tokenizer, prompt_ids, num_samples, sampling, seed)
+                   seed: int, max_length: int, device: torch.device | str,
+                   precision: str = "fp32") -> Rollout:
+    """`num_samples` responses to each prompt from `generator`, seeded by `seed`, as a Rollout.
+
+    The sampling pass runs under `precision` and records the log-prob of every token it draws
+    (log-softmax of the unscaled logits, as `forward_tokens` computes them): `sampled_logprobs`,
+    the behaviour log-probs without a second forward."""
+    drawn = sample_batch(generator, tokenizer, prompt_ids, num_samples, sampling, seed, precision,
+                         with_logprobs=True)
+    samples = token_samples(drawn, prompt_ids, num_samples)
     batch = collate(tokenizer, [s.prompt_ids for s in samples],
                     [s.response_ids or [tokenizer.eos_token_id] for s in samples], max_length)
-    return Rollout(batch.to(device), batch.response_mask[:, 1:].float().to(device),
+    mask = batch.response_mask[:, 1:].float().to(device)
+    return Rollout(batch.to(device), mask,
                    torch.tensor([s.finished for s in samples], device=device),
                    [i // num_samples for i in range(len(samples))],
-                   [s.response_ids for s in samples])
+                   [s.response_ids for s in samples], aligned_logprobs(drawn.logprobs, mask))
+
+
+def aligned_logprobs(drawn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token log-probs of sampled responses (B, N), response token j at column j, moved to the
+    Rollout layout (B, T-1) whose `mask` marks each row's response positions in order; a response
+    `collate` cut to fit keeps its first tokens, so each row takes its first mask-count columns."""
+    kept = mask.sum(-1).long().to(drawn.device)
+    first = torch.arange(drawn.shape[1], device=drawn.device) < kept[:, None]
+    out = torch.zeros_like(mask)
+    out[mask.bool()] = drawn[first].to(out)
+    return out
 
 
 def forward_tokens(model: torch.nn.Module, batch: TokenBatch, precision: str
@@ -85,8 +107,9 @@ def reference_token_logprobs(policy: PolicyWithValue, reference: torch.nn.Module
     - no `reference`, LoRA policy: the policy with its adapters off, i.e. its starting weights;
     - no `reference`, no LoRA: there is no frozen copy, so the policy itself *as it is now* is the
       reference. Called when a rollout is scored, that is the sampling policy: KL(π‖ref) is then
-      zero at scoring time and the KL terms only see drift within one iteration's updates. The
-      RL loop logs a warning when it runs this way (`uses_itself_as_reference`)."""
+      zero at scoring time and the KL terms only see drift within one iteration's updates. PPO
+      logs a warning when it runs this way (`uses_itself_as_reference`); GRPO refuses to (an
+      error naming policy.grpo.kl_beta) and, with kl_beta 0, never asks for a reference."""
     ids, attention = batch.input_ids, batch.attention_mask
     with autocast(precision, ids.device.type):
         if reference is not None:

@@ -1,20 +1,31 @@
-"""Rollout helpers and PPO reward shaping: running moments, explained variance, sampling schedules."""
+"""Rollout helpers and PPO reward shaping: running moments, explained variance, sampling schedules,
+the log-probs the sampling pass records."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from prefpipe.models.formatting import TokenBatch
-from prefpipe.train.ppo import shaped_rewards
-from prefpipe.train.rollout import (
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny  # noqa: E402
+
+from prefpipe.config.schema import SamplingParams  # noqa: E402
+from prefpipe.models.formatting import TokenBatch  # noqa: E402
+from prefpipe.models.policy_value import PolicyWithValue  # noqa: E402
+from prefpipe.train.ppo import shaped_rewards  # noqa: E402
+from prefpipe.train.rollout import (  # noqa: E402
     Rollout,
     RunningMoments,
+    aligned_logprobs,
     draw_prompts,
     explained_variance,
+    forward_tokens,
     minibatches,
+    sample_rollout,
     sub_batch,
 )
 
@@ -200,3 +211,35 @@ def test_sub_batch_selects_rows_in_given_order():
     assert sub.input_ids.tolist() == [[6, 7, 8], [0, 1, 2]]
     assert sub.attention_mask.tolist() == [[0, 1, 0], [0, 1, 0]]
     assert sub.response_mask.tolist() == [[1, 0, 0], [1, 0, 0]]
+
+
+# ---- the sampling pass's log-probs -----------------------------------------------------------------
+
+def test_recorded_sampling_logprobs_equal_a_full_forward():
+    """The log-probs the sampling pass records (KV cache, left padding, rows leaving as they end)
+    are those of one forward over the collated rollout, to 1e-5 in fp32."""
+    tok = tiny.tokenizer()
+    lm = tiny.policy_lm(tok)
+    eos = torch.tensor([tok.eos_token_id])
+    lm.lm_head.register_forward_hook(  # rows end after a few tokens, at different steps
+        lambda _module, _inputs, out: out.index_add(-1, eos, torch.full((*out.shape[:-1], 1), 2.0)))
+    policy = PolicyWithValue(lm, with_value_head=False)
+    prompts = [tok(p)["input_ids"] for p in tiny.prompts(5)]
+    rollout = sample_rollout(policy.generator(), tok, prompts, 3, SamplingParams(max_new_tokens=16),
+                             seed=4, max_length=64, device="cpu")
+    assert rollout.finished.any() and not rollout.finished.all()
+    assert len(set(rollout.lengths.tolist())) > 3
+    with torch.no_grad():
+        forward, _, _ = forward_tokens(policy, rollout.batch, "fp32")
+    torch.testing.assert_close(rollout.sampled_logprobs, forward * rollout.mask, atol=1e-5, rtol=0)
+    assert rollout.sampled_logprobs[rollout.mask == 0].eq(0).all()
+    assert rollout.sampled_logprobs.requires_grad is False and not rollout.sampled_logprobs.is_inference()
+
+
+def test_aligned_logprobs_follow_the_mask_and_keep_a_cut_response_s_first_tokens():
+    drawn = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -5.0, 0.0], [-6.0, -7.0, -8.0]])
+    mask = torch.tensor([[0, 1, 1, 1, 0], [0, 0, 0, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.float32)
+    # row 1 drew 2 tokens; row 2 drew 3 but collate kept 2 (cut to fit)
+    assert aligned_logprobs(drawn, mask).tolist() == [[0.0, -1.0, -2.0, -3.0, 0.0],
+                                                      [0.0, 0.0, 0.0, -4.0, -5.0],
+                                                      [-6.0, -7.0, 0.0, 0.0, 0.0]]
