@@ -7,7 +7,14 @@ import json
 import logging
 import shutil
 
-from prefpipe.models.io import EXTERNAL_POINTER, build_embedded_lm, load_tokenizer, save_model
+from prefpipe.models.io import (
+    EXTERNAL_POINTER,
+    build_embedded_lm,
+    holds_shards,
+    load_causal_lm,
+    load_tokenizer,
+    save_model,
+)
 from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
 from prefpipe.train.sft import response_nll, train_sft
@@ -40,9 +47,12 @@ def sft(params, store) -> dict:
     context = train_context(params, "sft", [paths.SFT_CORPUS, paths.TOKENIZER], params.sft)
     history = train_sft(model, tokenizer, train, params.sft.optim, params.model.n_positions,
                         params.seed, context, dropout=params.sft.dropout)
+    state = context.runtime.full_state_dict(model)  # every process: a collective when sharded
     if not is_main_process():
         return {}
-    save_model(model, tokenizer, paths.SFT_MODEL)
+    save_model(model, tokenizer, paths.SFT_MODEL, state_dict=state)
+    if holds_shards(model):  # evaluate the whole weights just saved, not this process's shards
+        model = load_causal_lm(paths.SFT_MODEL)
     metrics = {"parameters": n_params, "final_train_loss": history[-1]["loss"],
                "heldout_nll": response_nll(model, tokenizer, heldout, params.model.n_positions)
                if heldout else None}

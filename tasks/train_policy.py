@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from prefpipe.config.schema import Params
-from prefpipe.models.io import load_causal_lm, load_reward_model, load_tokenizer, save_model
+from prefpipe.models.io import holds_shards, load_causal_lm, load_reward_model, load_tokenizer, save_model
 from prefpipe.models.policy_value import PolicyWithValue, apply_lora, merged_lm
 from prefpipe.models.scoring import scalar_rewards
 from prefpipe.rounds.history import select_rounds
@@ -34,6 +34,7 @@ from tasks.round_info import read_round_info
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from prefpipe.train.distributed import Runtime
     from prefpipe.train.rollout import Rollout
 
 log = logging.getLogger("prefpipe")
@@ -57,10 +58,20 @@ def train_policy(params: Params, store: Store) -> dict:
     return metrics
 
 
-def save_policy(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> None:
-    if is_main_process():
-        shutil.rmtree(paths.POLICY_MODEL, ignore_errors=True)
-        save_model(merged_lm(lm), tokenizer, paths.POLICY_MODEL)
+def save_policy(lm: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, runtime: Runtime,
+                params: Params) -> None:
+    """Write the trained LM, LoRA adapters merged. Every process calls it: a sharded model's whole
+    weights are gathered from all of them (`Runtime.full_state_dict`); the main process writes."""
+    state = runtime.full_state_dict(lm)
+    if not runtime.is_main:
+        return
+    if holds_shards(lm):  # a whole copy on this process, where LoRA adapters can merge
+        lm = load_causal_lm(start_model(params))
+        lm = apply_lora(lm, params.policy.lora) if params.policy.lora.rank else lm
+        lm.load_state_dict(state)
+    shutil.rmtree(paths.POLICY_MODEL, ignore_errors=True)
+    merged = merged_lm(lm)
+    save_model(merged, tokenizer, paths.POLICY_MODEL, state_dict=state if merged is lm else None)
 
 
 def start_model(params: Params) -> Path:
@@ -106,21 +117,21 @@ def run_dpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[di
                               f"(rounds.data {params.rounds.data}, round {number})")
     dpo = params.policy.dpo
     max_length = params.model.n_positions
-    # reference log-probs are precomputed (none for a reference-free variant): only the policy
-    # stays in memory
+    context = train_context(params, "train_policy", _inputs(params, paths.PREFERENCES),
+                            {"dpo": dpo, "rounds": params.rounds} if _from_generator(params) else dpo)
+    # reference log-probs are precomputed (none for a reference-free variant), at the policy's
+    # precision: only the policy stays in memory
     ref_chosen, ref_rejected = reference_for(variant_for(dpo),
                                              lambda: load_causal_lm(reference_model(params)),
-                                             tokenizer, preferences, max_length)
+                                             tokenizer, preferences, max_length, context.precision)
     policy = load_causal_lm(start_model(params))
     if params.policy.lora.rank:
         policy = apply_lora(policy, params.policy.lora)
     log.info("DPO (%s) on %d pairs (beta %.3g, lr %.3g)", dpo.loss, len(preferences), dpo.beta,
              dpo.optim.lr)
-    context = train_context(params, "train_policy", _inputs(params, paths.PREFERENCES),
-                            {"dpo": dpo, "rounds": params.rounds} if _from_generator(params) else dpo)
     history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
                         params.seed, context)
-    save_policy(policy, tokenizer)
+    save_policy(policy, tokenizer, context.runtime, params)
     return history, {"pairs": len(preferences), "loss_kind": dpo.loss}
 
 
@@ -143,7 +154,7 @@ def run_ppo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[di
                             {"ppo": ppo, "lora": params.policy.lora, **_rounds_key(params)})
     history = train_ppo(policy, frozen_reference(params), reward_fn, tokenizer,
                         [p.prompt for p in prompts], ppo, params.model.n_positions, params.seed, context)
-    save_policy(policy.lm, tokenizer)
+    save_policy(policy.lm, tokenizer, context.runtime, params)
     return history, {"final_beta": history[-1]["beta"]}
 
 
@@ -184,7 +195,7 @@ def run_grpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[d
     history = train_grpo(policy, frozen_reference(params), verifier_rewards(prompts, params), tokenizer,
                          [p.prompt for p in prompts], grpo, params.model.n_positions, params.seed,
                          context)
-    save_policy(policy.lm, tokenizer)
+    save_policy(policy.lm, tokenizer, context.runtime, params)
     return history, {}
 
 

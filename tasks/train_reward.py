@@ -7,7 +7,7 @@ import logging
 import shutil
 
 from prefpipe.evaluate.reward_eval import calibration, ranking_report, split_by_prompt
-from prefpipe.models.io import load_reward_model, load_tokenizer, save_model
+from prefpipe.models.io import holds_shards, load_reward_model, load_tokenizer, save_model
 from prefpipe.models.scoring import score_responses
 from prefpipe.store import read_parquet, rows
 from prefpipe.train.common import seed_everything
@@ -38,10 +38,13 @@ def train_reward(params, store) -> dict:
                                                      paths.REWARD_SOURCE], params.reward)
     history = train_reward_model(model, tokenizer, train, params.reward, params.model.n_positions,
                                  params.seed, context)
+    state = context.runtime.full_state_dict(model)  # every process: a collective when sharded
     if not is_main_process():
         return {}
     shutil.rmtree(paths.REWARD_MODEL, ignore_errors=True)
-    save_model(model, tokenizer, paths.REWARD_MODEL)
+    save_model(model, tokenizer, paths.REWARD_MODEL, state_dict=state)
+    if holds_shards(model):  # score with the whole weights just saved, not this process's shards
+        model = load_reward_model(paths.REWARD_MODEL)
     prompt_texts = [r["prompt"] for r in val]
     chosen = score_responses(model, tokenizer, prompt_texts, [r["chosen"] for r in val],
                              [r["chosen_finished"] for r in val], params.model.n_positions)

@@ -20,7 +20,9 @@ PromptFormatName = literal(PromptFormat)
 @dataclass(frozen=True)
 class RuntimeParams:
     threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
-    precision: Literal["fp32", "bf16"] = knob("fp32", "autocast dtype for forward passes")
+    precision: Literal["fp32", "bf16", "auto"] = knob(
+        "fp32", "autocast dtype of training forward passes: fp32 | bf16 | auto (bf16 where the hardware "
+        "runs it natively: CUDA with bf16, a CPU with AVX512-BF16 or AMX; else fp32)")
     processes: int = knob(1, "training processes; > 1 runs training stages under `accelerate launch`")
     accelerate_config: str = knob("", "accelerate config file for training stages (see infra/accelerate)")
     checkpoint_every: int = knob(20, "optimizer steps between resumable checkpoints (0 = none)")
@@ -104,8 +106,9 @@ class RewardParams:
     margin_scale: float = knob(0.0, "Bradley-Terry margin: a pair of label confidence c needs a gap "
                                     "of margin_scale·c (Llama 2); 0 = no margin")
     center_coef: float = knob(0.0, "reward centering c·(r_c + r_r)² (Eisenstein et al. 2023); 0 = off")
-    dropout: float | None = knob(None, "dropout while training (every torch.nn.Dropout of the model); "
-                                       "null = the model's own (the embedded GPT-2's is 0.1)")
+    dropout: float | None = knob(0.0, "dropout while training (every torch.nn.Dropout of the model); "
+                                      "0.0 = off (as TRL's RewardTrainer); null = the model's own (the "
+                                      "embedded GPT-2's is 0.1)")
 
     def validate(self) -> str | None:
         return _dropout_problem(self.dropout)

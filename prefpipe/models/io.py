@@ -60,14 +60,39 @@ def load_reward_model(path: str | Path):
     return model
 
 
-def save_model(model, tokenizer, out_dir: str | Path) -> None:
+def save_model(model, tokenizer, out_dir: str | Path,
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """A Hugging Face folder that carries nothing of the environment it was written in, so the same
-    weights give the same bytes (and DVC hash) anywhere: `strip_environment_keys`."""
+    weights give the same bytes (and DVC hash) anywhere: `strip_environment_keys`.
+
+    `state_dict`: the weights to write instead of the model's own, e.g. `Runtime.full_state_dict`
+    of a sharded model (whose own parameters are this process's shards). The same weights write
+    the same bytes either way (`retie`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, state_dict=None if state_dict is None else retie(model, state_dict))
     tokenizer.save_pretrained(out_dir)
     strip_environment_keys(out_dir)
+
+
+def holds_shards(model: torch.nn.Module) -> bool:
+    """Whether this process holds only shards of the model's parameters (FSDP2 DTensors, ZeRO-3
+    partitions): a forward pass on it is a collective, which one process alone waits on forever."""
+    return any(hasattr(p, "to_local") or hasattr(p, "ds_tensor") for p in model.parameters())
+
+
+def retie(model, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` with each of the model's tied weights (GPT-2's lm_head and token embedding) one
+    tensor again.
+
+    A gathered state dict (FSDP, DeepSpeed, a copy from a GPU) holds a tied pair as two equal
+    copies. save_pretrained drops the tied key only when both share storage; with copies the
+    file would hold the matrix twice and differ from the one a plain save writes."""
+    state = dict(state_dict)
+    for target, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
+        if target in state and source in state and torch.equal(state[target], state[source]):
+            state[target] = state[source]
+    return state
 
 
 def strip_environment_keys(folder: Path) -> None:

@@ -95,7 +95,10 @@ def take(items: Sequence, indices: list[int]) -> list:
 
 
 def autocast(precision: str, device_type: str = "cpu"):
-    """bf16 autocast when params.runtime.precision is 'bf16', else a no-op context."""
+    """bf16 autocast when `precision` is 'bf16', a no-op context for 'fp32' (runtime.precision
+    'auto' is resolved first: `TrainContext.precision`, `prefpipe.train.precision`)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"autocast takes a resolved precision (fp32 | bf16), got {precision!r}")
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 

@@ -18,9 +18,12 @@ from prefpipe.train.callbacks import StepCallback, StepInfo, notify
 from prefpipe.train.checkpoint import Checkpointer
 from prefpipe.train.common import epoch_batches, make_optimizer, total_batches
 from prefpipe.train.distributed import Runtime
+from prefpipe.train.precision import attention_for, resolve_precision
 
-# loss_fn(model, local_indices, global_indices) -> (loss scaled for the global mean, stats)
-LossFn = Callable[[torch.nn.Module, list[int], list[int]], tuple[torch.Tensor, dict[str, float]]]
+# loss_fn(model, local_indices, global_indices) -> (loss scaled for the global mean, stats); a stat
+# may be a 0-d tensor: the loop reads it after the optimizer step, so the step has no host sync
+LossFn = Callable[[torch.nn.Module, list[int], list[int]],
+                  tuple[torch.Tensor, dict[str, float | torch.Tensor]]]
 
 
 @dataclass
@@ -30,8 +33,11 @@ class TrainContext:
 
     runtime: Runtime = field(default_factory=Runtime)
     checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, 0))
-    precision: str = "fp32"
+    precision: str = "fp32"  # fp32 | bf16 | auto (resolved here for the runtime's device)
     callbacks: Sequence[StepCallback] = ()
+
+    def __post_init__(self) -> None:
+        self.precision = resolve_precision(self.precision, self.runtime.device.type)
 
 
 def supervised_loop(name: str, model: torch.nn.Module, optim: OptimParams, n_items: int, seed: int,
@@ -48,8 +54,9 @@ def supervised_loop(name: str, model: torch.nn.Module, optim: OptimParams, n_ite
     trained, optimizer = runtime.prepare(model, optimizer)
     trained.train()
     batches = epoch_batches(n_items, optim.batch_size, optim.epochs, seed, optim.shuffle)
-    with Progress(steps - start, name + (f" (resumed at step {start})" if start else ""), "step",
-                  enabled=runtime.is_main) as progress:
+    with (attention_for(model, context.precision, runtime.device.type),
+          Progress(steps - start, name + (f" (resumed at step {start})" if start else ""), "step",
+                   enabled=runtime.is_main) as progress):
         def show_progress(info: StepInfo) -> None:
             progress.update(1, **{k: info.metrics[k] for k in show})
 

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import DistributedType
 
+from prefpipe.errors import ConfigError
 from prefpipe.models.generation import encode_prompts, warn_truncated
 from prefpipe.progress import Progress
 from prefpipe.seeds import SeedPurpose, derive_seed
@@ -140,6 +142,7 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
     (`StepInfo`, one step per iteration) and may end the run early, as in the supervised loop."""
     context = context or TrainContext()
     runtime, checkpointer, a = context.runtime, context.checkpointer, algorithm
+    refuse_fsdp(runtime)
     a.check_reference(policy, reference)
     prompt_ids, cut = encode_prompts(tokenizer, prompts, max_length, a.sampling.max_new_tokens)
     if runtime.is_main:
@@ -182,6 +185,14 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
                 break
     checkpointer.finish()
     return history
+
+
+def refuse_fsdp(runtime: Runtime) -> None:
+    """Sampling runs the policy's forward on each process alone, with plain tensors; under FSDP its
+    parameters are DTensor shards, which those do not mix with (`models/generation.py`)."""
+    if runtime.accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError("runtime.accelerate_config: PPO/GRPO under FSDP are not supported yet: "
+                          "use DDP (infra/accelerate/ddp.yaml) or one process")
 
 
 def _update(algorithm: RLAlgorithm, trained, scored, n_rows: int, seed: int, iteration: int,

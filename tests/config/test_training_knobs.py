@@ -26,8 +26,9 @@ def test_defaults_are_todays_behaviour():
                   params.policy.ppo.optim, params.policy.grpo.optim):
         assert (optim.optimizer, optim.fused, optim.momentum) == ("adamw", None, 0.0)
         assert (optim.schedule, optim.min_lr_ratio) == ("cosine", 0.1)
-    assert params.sft.dropout is None and params.reward.dropout is None
+    assert params.sft.dropout is None
     assert params.policy.dpo.dropout == 0.0  # DPO has always trained with dropout off
+    assert params.reward.dropout == 0.0  # off, as TRL's RewardTrainer (issue 14: higher gold accuracy)
 
 
 def test_repo_params_yaml_spells_out_the_defaults():
@@ -50,7 +51,13 @@ def test_knobs_are_read(tmp_path):
     assert params.policy.dpo.dropout is None and params.policy.ppo.optim.schedule == "constant"
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_runtime_precision_takes_auto(tmp_path, precision):
+    assert load(tmp_path, f"runtime: {{precision: {precision}}}\n").runtime.precision == precision
+
+
 @pytest.mark.parametrize("text, key", [
+    ("runtime: {precision: fp16}\n", "'runtime.precision' must be one of"),
     ("model: {prompt_format: markdown}\n", "'model.prompt_format' must be one of"),
     ("sft:\n  optim: {shuffle: sometimes}\n", "'sft.optim.shuffle' must be true or false"),
     ("reward:\n  optim: {optimizer: adam}\n", "'reward.optim.optimizer' must be one of"),

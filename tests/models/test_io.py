@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from prefpipe.models.io import build_embedded_lm, save_model, strip_environment_keys
@@ -41,3 +42,19 @@ def test_stripping_leaves_other_keys_and_clean_files_alone(tmp_path):
     strip_environment_keys(tmp_path)
     assert json.loads(dirty.read_text()) == {"eos_token": "e"}
     assert clean.read_text() == '{"n_layer": 1,   "is_local_model": true}'
+
+
+def test_a_given_state_dict_saves_the_bytes_of_a_plain_save(tmp_path):
+    """The stages save `Runtime.full_state_dict`: in one process the model's own state dict, and
+    from a sharded run (or a GPU) separate CPU copies, where the tied lm_head / token embedding
+    are two tensors. Each writes the bytes of a plain `save_model`."""
+    train_tokenizer(["two times three is six"] * 20, 280).save_pretrained(tmp_path / "tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
+    model = build_embedded_lm(SIZES, tokenizer, seed=0)
+    copies = {k: v.clone() for k, v in model.state_dict().items()}
+    assert copies["lm_head.weight"].data_ptr() != copies["transformer.wte.weight"].data_ptr()
+    save_model(model, tokenizer, tmp_path / "plain")
+    for name, state in {"own": model.state_dict(), "copies": copies}.items():
+        save_model(model, tokenizer, tmp_path / name, state_dict=state)
+        assert folder_bytes(tmp_path / name) == folder_bytes(tmp_path / "plain"), name
+    assert "lm_head.weight" not in load_file(tmp_path / "plain" / "model.safetensors")

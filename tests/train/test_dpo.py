@@ -2,12 +2,17 @@
 log-probs training needs (no model is loaded for a reference-free one)."""
 from __future__ import annotations
 
+import copy
+import math
+
 import pytest
 import torch
 
-from prefpipe.config.schema import DPOParams
+from prefpipe.config.schema import DPOParams, OptimParams
 from prefpipe.train import dpo
+from prefpipe.train.loop import TrainContext
 from prefpipe.vocab import DPOVariant
+from tests.train import tiny
 
 
 @pytest.mark.parametrize("loss", DPOVariant.values())
@@ -31,12 +36,33 @@ def test_reference_free_variant_loads_no_reference():
 def test_reference_log_probs_are_read_as_the_variant_reads_them(monkeypatch, loss, average):
     calls = []
 
-    def fake_reference_logprobs(model, tokenizer, pairs, max_length, average=False):
-        calls.append((model, max_length, average))
+    def fake_reference_logprobs(model, tokenizer, pairs, max_length, average=False, precision="fp32"):
+        calls.append((model, max_length, average, precision))
         return torch.ones(len(pairs)), -torch.ones(len(pairs))
 
     monkeypatch.setattr(dpo, "reference_logprobs", fake_reference_logprobs)
     ref_c, ref_r = dpo.reference_for(dpo.variant_for(DPOParams(loss=loss)), lambda: "the model", None,
-                                     [{}, {}], 16)
-    assert calls == [("the model", 16, average)]
+                                     [{}, {}], 16, precision="bf16")
+    assert calls == [("the model", 16, average, "bf16")]
     assert torch.equal(ref_c, torch.ones(2)) and torch.equal(ref_r, -torch.ones(2))
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny.tokenizer()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("pairs", [8, 20])
+def test_a_policy_equal_to_its_reference_starts_at_log_2(tok, precision, pairs):
+    """The reference log-probs are computed at the policy's precision: under bf16 autocast too, a
+    policy equal to its reference has a zero margin on its first step (loss log 2; a reference computed
+    in fp32 gave log 2 - 5e-6 here, and 0.692975 in issue 14's measurement)."""
+    policy, data = tiny.policy_lm(tok), tiny.pairs(pairs)
+    params = DPOParams(optim=OptimParams(epochs=1.0, batch_size=8, lr=1e-3, warmup_steps=1))
+    ref_c, ref_r = dpo.reference_for(dpo.variant_for(params), lambda: copy.deepcopy(policy), tok, data,
+                                     64, precision=precision)
+    history = dpo.train_dpo(policy, tok, data, ref_c, ref_r, params, 64, 0,
+                            TrainContext(precision=precision))
+    assert abs(history[0]["loss"] - math.log(2)) < 1e-6
+    assert history[0]["reward_margin"] == 0.0
