@@ -11,7 +11,8 @@ RSS at the largest N <= 1.5x that at the smallest; rows/s flat in N) and plots r
 against N (--plot; reports/ is not committed).
 
 Run: .venv/bin/python bench/scale.py [--pairs 50000,200000,500000] [--threads 1] [--sample 2000]
-     [--workdir DIR --keep] [--plot reports/bench/scale.png]      (smoke: --pairs 2000)"""
+     [--workdir DIR --keep] [--plot reports/bench/scale.png] [--json out.json] [--baseline old.json]
+     (smoke: --pairs 2000)"""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,8 @@ def run_step(step: str, workdir: Path, n: int, args: argparse.Namespace) -> list
     process growing past --max-rss-gib is killed (this machine is shared) and reported as such."""
     import psutil
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "RAYON_NUM_THREADS": str(args.threads),
+           "PYTHONHASHSEED": "0"}  # RAYON: the tokenizer's batch calls
     command = [sys.executable, str(STEPS_SCRIPT), step, str(workdir), str(n), "--seed", str(args.seed),
                "--threads", str(args.threads), "--sample", str(args.sample)]
     began, limit = time.perf_counter(), args.max_rss_gib * 2**30
@@ -141,19 +143,21 @@ def goals(results: list[dict], sizes: list[int]) -> list[str]:
     return lines
 
 
-def plot(results: list[dict], path: Path, threads: int) -> None:
+def plot(results: list[dict], path: Path, threads: int, baseline: list[dict] | None = None) -> None:
+    """Rows/s and peak RSS against N per phase; a `baseline` run's phases (an earlier --json) dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (speed, memory) = plt.subplots(1, 2, figsize=(13, 5))
-    for name in dict.fromkeys(p["phase"] for p in results):
-        points = sorted((p["n"], rate(p), p["peak_mib"]) for p in results
-                        if p["phase"] == name and not p.get("killed"))  # a killed step: in the table
-        ns = [x[0] for x in points]
-        speed.plot(ns, [x[1] for x in points], marker="o", label=name)
-        memory.plot(ns, [x[2] for x in points], marker="o", label=name)
+    for run, style, suffix in ((baseline or [], "--", " (baseline)"), (results, "-", "")):
+        for name in dict.fromkeys(p["phase"] for p in run):
+            points = sorted((p["n"], rate(p), p["peak_mib"]) for p in run
+                            if p["phase"] == name and not p.get("killed"))  # a killed step: in the table
+            ns = [x[0] for x in points]
+            speed.plot(ns, [x[1] for x in points], style, marker="o", label=name + suffix)
+            memory.plot(ns, [x[2] for x in points], style, marker="o", label=name + suffix)
     speed.set(xscale="log", yscale="log", xlabel="preference pairs N", ylabel="rows/s",
               title=f"Throughput ({threads} thread{'s' * (threads > 1)})")
     memory.set(xscale="log", xlabel="preference pairs N", ylabel="peak RSS of the step's process (MiB)",
@@ -190,6 +194,7 @@ def main() -> int:
     parser.add_argument("--max-rss-gib", type=float, default=16.0,
                         help="kill (and report) a step whose process grows past this")
     parser.add_argument("--json", type=Path, help="also write every phase's numbers here")
+    parser.add_argument("--baseline", type=Path, help="an earlier run's --json, plotted dashed beside it")
     args = parser.parse_args()
     sizes = parse_sizes(args.pairs)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a TERM still runs the finally blocks
@@ -205,7 +210,8 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print("\n" + table(results) + "\n")
     print("\n".join(goals(results, sizes)))
-    plot(results, args.plot, args.threads)
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    plot(results, args.plot, args.threads, baseline)
     print(f"plot: {args.plot}")
     return 0
 

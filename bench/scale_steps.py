@@ -1,10 +1,13 @@
 """The steps `bench/scale.py` measures, each run in a process of its own so its peak RSS is its own.
 
-Every step calls the code the pipeline runs today: the importer `prefpipe label import` calls, the
-label stage's preferences snapshot of imported data, the reward and DPO trainers' data preparation
-and batching, and the DPO reference log-probs. A step prints one JSON line: per phase its rows,
-seconds, RSS before it and the process's peak RSS at its end (ru_maxrss, so a later phase's peak
-includes the earlier phases of the same step, as in the stage that runs them).
+Every step calls the code the pipeline runs: the importer `prefpipe label import` calls (read,
+checked and written a batch at a time), the label stage's preferences snapshot of imported data
+(`import_for_training` writing Parquet part by part), the reward and DPO trainers' datasets
+(`tokenise_parquet`: the preferences file read a record batch at a time through the stage's
+selection, tokenised to a memory-mapped Arrow file) and one epoch of their batches (`pair_batch`),
+and the DPO reference log-probs. A step prints one JSON line: per phase its rows, seconds, RSS
+before it and the process's peak RSS at its end (ru_maxrss, so a later phase's peak includes the
+earlier phases of the same step, as in the stage that runs them).
 
 Run (scale.py does): python bench/scale_steps.py STEP WORKDIR N [--seed 0] [--threads 1] [--sample 2000]
 """
@@ -134,38 +137,40 @@ def step_import(meter: Meter, paths: dict, params, n: int) -> None:
 
 def step_snapshot(meter: Meter, paths: dict, params, n: int) -> None:
     """The label stage with `label.imports`: `import_for_training` (a repeat import, adding nothing)
-    and data/preferences.parquet written from the rows, as `tasks.label._round_preferences` does."""
+    handing its rows a batch at a time to data/preferences.parquet, as `tasks.label` does."""
     import pyarrow as pa
 
     from prefpipe.data.interchange import import_for_training
-    from prefpipe.store import Store, write_parquet
+    from prefpipe.store import Store, parquet_parts
+    from tasks.label import PREFERENCES_SCHEMA
 
     store = Store(paths["store"])
-    with meter.phase("snapshot: import_for_training", n):
-        report, imported = import_for_training(store, paths["pairs"], "trl", seed=params.seed,
-                                               max_chars=params.label.importing.max_chars)
-    assert report.new_pairs == 0 and len(imported) == n
-    with meter.phase("snapshot: write parquet", n):
-        write_parquet(pa.Table.from_pylist([{**p, "round": None} for p in imported]), paths["preferences"])
+    with meter.phase("snapshot: import + write parquet", n):
+        with parquet_parts(paths["preferences"], PREFERENCES_SCHEMA) as write:
+            report = import_for_training(
+                store, paths["pairs"], "trl",
+                lambda rows: write(rows.append_column("round", pa.nulls(rows.num_rows, pa.int64()))),
+                seed=params.seed, max_chars=params.label.importing.max_chars)
+    assert report.new_pairs == 0 and report.preferences == n
 
 
 def _trainer_data(meter: Meter, name: str, paths: dict, params, select, batch_size: int) -> None:
-    """A trainer's dataset as built today (preferences read to dicts, `encode_pairs`), then one
-    epoch of its batches (`epoch_batches` + `pair_batch`, as `supervised_loop` and `loss_fn` do)."""
+    """A trainer's dataset (`tokenise_parquet`: the preferences a record batch at a time through
+    the stage's selection, to an Arrow file in the work dir), then one epoch of its batches
+    (`epoch_batches` + `pair_batch`, as `supervised_loop` and `loss_fn` do)."""
+    from prefpipe.data.tokenised_pairs import tokenise_parquet
     from prefpipe.models.io import load_tokenizer
-    from prefpipe.store import read_parquet, rows
     from prefpipe.train.common import epoch_batches
-    from prefpipe.train.reward import encode_pairs, pair_batch
+    from prefpipe.train.reward import pair_batch
 
     tokenizer = load_tokenizer(paths["tokenizer"], params.model.prompt_format)
     max_length = params.model.n_positions
     with meter.phase(f"{name} dataset", 0):
-        pairs = select(rows(read_parquet(paths["preferences"])))
-        prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
-    meter.phases[-1]["rows"] = len(pairs)
-    with meter.phase(f"{name} loader epoch", len(pairs)):
-        for idx in epoch_batches(len(pairs), batch_size, 1.0, params.seed):
-            pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length)
+        data = tokenise_parquet(tokenizer, paths["preferences"], select, workdir=paths["pairs"].parent)
+    meter.phases[-1]["rows"] = len(data)
+    with data, meter.phase(f"{name} loader epoch", len(data)):
+        for idx in epoch_batches(len(data), batch_size, 1.0, params.seed):
+            pair_batch(tokenizer, data, idx, max_length)
 
 
 def step_reward(meter: Meter, paths: dict, params, n: int) -> None:

@@ -20,24 +20,42 @@ from flows.env import ROOT, UI_STATE, prepare_environment, server_healthy, start
 from flows.label_cli import add_label_commands
 from flows.report_cli import add_report_command
 from flows.rounds_cli import add_rounds_commands
+from flows.temporary_server import TemporaryServer
 from prefpipe.errors import ConfigError, PrefpipeError
 
 
 def cmd_run(args) -> int:
     """Plan, run the flow, print the summary; or end with the failed stage's own message, where the
-    full log is, and the stage's exit code (2: the user can fix it; 1: anything else)."""
-    from flows.pipeline import StageFailed, pipeline, plan  # imports Prefect: after prepare_environment()
-    from flows.run_output import Interrupted, run_log, stop_on_signals, ui_url
-    from prefpipe.evaluate.headline import summary_lines
+    full log is, and the stage's exit code (2: the user can fix it; 1: anything else). With no
+    Prefect API configured, a temporary server boots while the run imports Prefect and plans."""
+    from flows.plan import plan
 
-    plan(args.stage or None)  # bad params or stage names: one line, before Prefect starts a run
+    plan(args.stage or None)  # bad params or stage names: one line, before Prefect starts
     api_url = os.environ.get("PREFECT_API_URL")
     if api_url and not server_healthy(api_url, timeout=10):
         print(f"error: PREFECT_API_URL {api_url}: no Prefect server answers there; start one "
               "(`prefpipe ui`) or unset PREFECT_API_URL to run on a temporary server", file=sys.stderr)
         return 2
+    server = None if api_url else TemporaryServer()
+    try:
+        if server:
+            server.start()  # before Prefect is imported: it reads PREFECT_API_URL then
+        return run_flow(args, server)
+    finally:
+        if server:
+            server.stop()
+
+
+def run_flow(args, server: TemporaryServer | None) -> int:
+    """cmd_run's flow run, once the run's Prefect server (`server`, or the one configured) answers."""
+    from flows.pipeline import StageFailed, pipeline  # imports Prefect: after prepare_environment()
+    from flows.run_output import Interrupted, run_log, stop_on_signals, ui_url
+    from prefpipe.evaluate.headline import summary_lines
+
     with stop_on_signals(), run_log() as log_file:
         try:
+            if server:
+                server.ready()
             state = pipeline(only=args.stage or None, force=args.force, return_state=True)
         except Interrupted as stop:
             print(f"error: stopped by {stop.signal_name}; the running stage was stopped "
@@ -45,7 +63,8 @@ def cmd_run(args) -> int:
             return stop.code
     if not state.is_completed():
         err = state.result(raise_on_failure=False)
-        where = [str(log_file)] + [u for u in [ui_url(state.state_details.flow_run_id)] if u]
+        url = None if server else ui_url(state.state_details.flow_run_id)  # a temporary one's UI is gone
+        where = [str(log_file)] + [u for u in [url] if u]
         if isinstance(err, PrefpipeError) and not isinstance(err, StageFailed):
             err = StageFailed(str(err), 2)  # e.g. a hook's: the user can fix it
         elif not isinstance(err, StageFailed):

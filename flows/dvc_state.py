@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,14 +18,33 @@ def up_to_date(stage: str, root: Path = ROOT) -> bool:
     """`dvc status STAGE` finds nothing changed, so `dvc repro --single-item STAGE` will skip it.
 
     False when dvc can't tell (e.g. a broken dvc.yaml): the repro that follows reports why."""
-    result = subprocess.run(["dvc", "status", "--json", stage], cwd=root, env=command_environment(),
+    return status([stage], root) == {}
+
+
+def changed_stages(stages: Iterable[str], root: Path = ROOT) -> set[str] | None:
+    """Those of `stages` (of the project's dvc.yaml) that `dvc status` finds changed; the others
+    `dvc repro --single-item` would skip. One `dvc status` of the whole project (half the time of one
+    naming every stage); what it says of other stages or tracked files is not needed. None when dvc
+    can't tell (a broken dvc.yaml)."""
+    said = status([], root)
+    if said is None:
+        return None
+    named = {key.removeprefix("dvc.yaml:") for key in said}
+    return {stage for stage in stages if stage in named}
+
+
+def status(targets: list[str], root: Path = ROOT) -> dict | None:
+    """`dvc status --json TARGETS...` (the whole project when none): what changed, by stage (or
+    tracked file); None when dvc can't tell."""
+    result = subprocess.run(["dvc", "status", "--json", *targets], cwd=root, env=command_environment(),
                             capture_output=True, text=True)
     if result.returncode != 0:
-        return False
+        return None
     try:
-        return not json.loads(result.stdout or "{}")
+        said = json.loads(result.stdout or "{}")
     except json.JSONDecodeError:
-        return False
+        return None
+    return said if isinstance(said, dict) else None
 
 
 @dataclass(frozen=True)
@@ -45,10 +64,15 @@ class Repro:
 
 
 def repro(stage: str, force: bool = False, root: Path = ROOT, on_line: Callable[[str], None] | None = None,
-          **extra_env: str) -> Repro:
+          changed: bool | None = None, **extra_env: str) -> Repro:
     """`dvc repro --single-item STAGE` in a process group of its own, stopped whole when an exception
-    (a signal) interrupts the wait. Output goes to `on_line` line by line, or to this terminal."""
-    skipping = not force and up_to_date(stage, root)
+    (a signal) interrupts the wait. Output goes to `on_line` line by line, or to this terminal.
+    `changed`: what `dvc status` said of the stage, when the caller knows it is still so (else it is
+    asked here): False skips the stage without starting dvc at all."""
+    if changed is False and not force:
+        (on_line or print)(f"Stage '{stage}' didn't change, skipping (dvc status, asked once for the run)")
+        return Repro(stage, 0, "skipped", "")
+    skipping = not force and not changed and up_to_date(stage, root)
     command = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
     with tempfile.TemporaryDirectory(prefix="prefpipe-stage-") as tmp:
         status_file = Path(tmp) / "status.json"

@@ -2,7 +2,9 @@
 
 Running stages through DVC keeps dvc.lock current, so after a Prefect run `dvc repro` has nothing
 to do, and a failed run's next attempt starts at the stage that failed (the ones before it are
-up to date and skipped). Stages run one at a time in dependency order, each task run waiting for
+up to date and skipped). One `dvc status` of every stage opens the run: a stage it finds up to date
+is skipped without starting dvc (its task run still records it), until a stage it reads from runs.
+Stages run one at a time in dependency order, each task run waiting for
 (`wait_for`) its upstream stages' task runs, which draws the run graph's edges; a stage that
 `orchestration.work_pools` names runs on a worker of that Prefect work pool (flows/dispatch.py),
 the others in this process. What the flow does around a stage (e.g. wait for annotators) is
@@ -30,16 +32,16 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from flows.dag import Stage, load_stages
-from flows.dispatch import check_work_pools, dispatch
-from flows.dvc_state import Repro, repro
+from flows.dag import Stage
+from flows.dispatch import dispatch
+from flows.dvc_state import Repro, changed_stages, repro
 from flows.env import ROOT
-from flows.hooks import AFTER_HOOKS, check_hooks
+from flows.hooks import AFTER_HOOKS
+from flows.plan import plan
 from flows.workspace import hold_workspace
-from prefpipe.config import Params, load_params
+from prefpipe.config import Params
 from prefpipe.config.schema import OrchestrationParams
-from prefpipe.data.preflight import check_against_data
-from prefpipe.errors import ConfigError, PrefpipeError
+from prefpipe.errors import PrefpipeError
 from prefpipe.evaluate.gates import verdicts_markdown
 from prefpipe.evaluate.headline import artifact_keys
 
@@ -57,17 +59,20 @@ class StageFailed(PrefpipeError, RuntimeError):
 
 
 @task(task_run_name="{stage}")
-def run_stage(stage: str, force: bool = False, work_pool: str = "", dispatch_timeout_s: float = 0.0) -> Repro:
+def run_stage(stage: str, force: bool = False, work_pool: str = "", dispatch_timeout_s: float = 0.0,
+              changed: bool | None = None) -> Repro:
     """`dvc repro --single-item STAGE`, streaming its output into the Prefect log; with a `work_pool`,
     run by a worker of that pool instead (flows/dispatch.py). Returns how it ended: its `outcome`
     "ran", "skipped" or "restored" (from DVC's run cache), as DVC's state and the stage itself said,
-    and what the stage asked of the run (`stop_message`, `run_title`)."""
+    and what the stage asked of the run (`stop_message`, `run_title`). `changed`: what the run's
+    opening `dvc status` says of the stage while it still holds (None: ask dvc); False skips it here,
+    with no dvc (nor worker) started, the task run still recording it."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id() or "local")
-    if work_pool:
+    if work_pool and changed is not False:
         result = dispatch(stage, force, work_pool, dispatch_timeout_s, run_id, say=logger.info)
     else:
-        result = repro(stage, force, on_line=logger.info, PREFPIPE_RUN_ID=run_id)
+        result = repro(stage, force, on_line=logger.info, changed=changed, PREFPIPE_RUN_ID=run_id)
     if result.exit_code:
         raise StageFailed(result.message, result.exit_code)
     return result
@@ -77,10 +82,14 @@ class StageRunner:
     """Runs stages as Prefect task runs, one at a time: each waits for (`wait_for`) the latest task
     runs of its upstream stages, which gives the run graph its edges; a rerun (a hook's) also waits
     for the run it repeats. A stage `orchestration.work_pools` names is sent to its work pool.
-    `results`: each stage's latest Repro."""
+    `changed_at_start`: the stages the run's opening `dvc status` found changed (None: unknown); its
+    word on a stage holds until a stage that stage reads from runs. `results`: each stage's latest
+    Repro."""
 
-    def __init__(self, run_task: Task, force: bool, orchestration: OrchestrationParams):
+    def __init__(self, run_task: Task, force: bool, orchestration: OrchestrationParams,
+                 changed_at_start: set[str] | None = None):
         self.run_task, self.force, self.orchestration = run_task, force, orchestration
+        self.changed_at_start = changed_at_start
         self.states: dict[str, State] = {}
         self.results: dict[str, Repro] = {}
 
@@ -88,13 +97,24 @@ class StageRunner:
         """Run `stage` (forced when it is `meta.always_run`: it reads state DVC can't see); raises
         its StageFailed when it failed (after the task's retries)."""
         upstream = [self.states[name] for name in (*stage.upstream, stage.name) if name in self.states]
-        state = self.run_task(stage.name, force=self.force or force or stage.always_run,
+        forced = self.force or force or stage.always_run
+        state = self.run_task(stage.name, force=forced,
                               work_pool=self.orchestration.work_pools.get(stage.name, ""),
                               dispatch_timeout_s=self.orchestration.dispatch_timeout_s,
+                              changed=None if forced else self.known_change(stage),
                               wait_for=upstream, return_state=True)
         self.states[stage.name] = state
         self.results[stage.name] = state.result()
         return self.results[stage.name]
+
+    def known_change(self, stage: Stage) -> bool | None:
+        """Whether `stage` changed, as the opening `dvc status` said, while no stage it reads from has
+        run (or been restored) in this run since; None: dvc must be asked again."""
+        moved = any(name in self.results and self.results[name].outcome != "skipped"
+                    for name in stage.upstream)
+        if self.changed_at_start is None or moved:
+            return None
+        return stage.name in self.changed_at_start
 
     def rerun(self, stage: Stage) -> str:
         """A hook's `rerun()`: the stage again with --force; returns its outcome."""
@@ -192,21 +212,6 @@ def publish_after_failure(done: list[Stage]) -> None:
         get_run_logger().warning("could not create the failed run's artifacts: %r", err)
 
 
-def plan(only: list[str] | None = None) -> tuple[Params, list[Stage]]:
-    """The validated params and the stages to run, in order (all, or just `only`). Raises a
-    ConfigError naming the params key or the stage; the CLI calls it too, to fail before Prefect."""
-    params = load_params(ROOT / "params.yaml")
-    check_against_data(params, ROOT / "params.yaml")
-    stages = load_stages(ROOT / "dvc.yaml")
-    check_hooks(stages, ROOT / "dvc.yaml")
-    check_work_pools(params.orchestration, stages, ROOT / "params.yaml")
-    unknown = set(only or ()) - {s.name for s in stages}
-    if unknown:
-        raise ConfigError(f"unknown stage(s) {sorted(unknown)}; dvc.yaml has "
-                          f"{[s.name for s in stages]}")
-    return params, [s for s in stages if not only or s.name in only]
-
-
 def end_early(message: str, done: list[Stage]) -> State:
     """A stage said the run has nothing more to do: log its message, publish what the stages run so
     far wrote, plus the message as the STOPPED artifact, and end Completed with the message; the
@@ -224,9 +229,12 @@ def pipeline(only: list[str] | None = None, force: bool = False) -> dict[str, di
     stage that stops the run ends it there, Completed with the stage's message (end_early)."""
     params, stages = plan(only)  # bad params fail here, before any stage runs
     with hold_workspace(ROOT, params.orchestration.wait_for_workspace_s):  # one run at a time
+        # one `dvc status` for the run: a stage it finds up to date is skipped without a dvc process
+        changed = None if force else changed_stages([s.name for s in stages if not s.always_run])
         runner = StageRunner(run_stage.with_options(
             retries=params.orchestration.retries,
-            retry_delay_seconds=params.orchestration.retry_delay_seconds), force, params.orchestration)
+            retry_delay_seconds=params.orchestration.retry_delay_seconds), force, params.orchestration,
+            changed)
         done: list[Stage] = []  # finished, or running when the run failed
         try:
             stopped = run_stages(stages, params, runner, done)

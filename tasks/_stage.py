@@ -73,10 +73,12 @@ def train_context(params: Params, stage: str, inputs: list[Path], settings):
     from prefpipe.train.checkpoint import Checkpointer
     from prefpipe.train.distributed import Runtime
     from prefpipe.train.loop import TrainContext
+    from prefpipe.train.precision import resolve_precision
 
     runtime = Runtime()
+    precision = resolve_precision(params.runtime.precision, runtime.device.type)  # 'auto' -> which
     digest = hashlib.sha256(json.dumps({"seed": params.seed, "settings": settings,
-                                        "precision": params.runtime.precision,
+                                        "precision": precision,
                                         "processes": runtime.world_size},
                                        sort_keys=True, default=asdict).encode())
     for path in inputs:
@@ -84,7 +86,7 @@ def train_context(params: Params, stage: str, inputs: list[Path], settings):
     directory = Path(params.runtime.checkpoint_dir) / stage / digest.hexdigest()[:16]
     checkpointer = Checkpointer(directory, params.runtime.checkpoint_every, runtime.is_main,
                                 runtime.barrier)
-    return TrainContext(runtime, checkpointer, params.runtime.precision)
+    return TrainContext(runtime, checkpointer, precision)
 
 
 def relaunch_under_accelerate(name: str, params: Params) -> None:

@@ -30,7 +30,7 @@ from prefpipe.label.route import LabelRouter
 from prefpipe.label.types import Label, PairToLabel
 from prefpipe.label.verifier import Verifier
 from prefpipe.rounds.history import preference_rows
-from prefpipe.store import read_parquet, rows, write_parquet
+from prefpipe.store import parquet_parts, read_parquet, rows, write_parquet
 from prefpipe.store.keys import label_id
 from prefpipe.verify.sandbox import SandboxLimits
 from prefpipe.vocab import Choice, JudgeBackend, LabelSource
@@ -42,6 +42,11 @@ from tasks.round_info import read_round_info
 log = logging.getLogger("prefpipe")
 LABEL_FIELDS = ("pair_id", "source", "annotator", "choice", "confidence", "principle", "rationale",
                 "shown_order")
+TEXT, FLAG = pa.string(), pa.bool_()
+PREFERENCES_SCHEMA = pa.schema([  # data/preferences.parquet: this round's, imported, earlier rounds'
+    ("pair_id", TEXT), ("prompt_id", TEXT), ("prompt", TEXT), ("category", TEXT), ("chosen", TEXT),
+    ("chosen_finished", FLAG), ("rejected", TEXT), ("rejected_finished", FLAG), ("source", TEXT),
+    ("confidence", pa.float64()), ("round", pa.int64())])
 
 
 def label(params, store) -> dict:
@@ -65,11 +70,10 @@ def label(params, store) -> dict:
     table = _label_table(routed.labels, used=[_used(lab, routed.final.get(lab.pair_id))
                                               for lab in routed.labels])
     write_parquet(table, paths.LABELS)
-    imported = _imported(params, store)
     earlier = preference_rows(rows(read_parquet(paths.ROUND_HISTORY)))
-    preferences = _round_preferences(store, pairs, routed.final, imported, earlier)
+    preferences, imported = _round_preferences(params, store, pairs, routed.final, earlier)
 
-    report = {"labels": len(routed.labels), "preferences": len(preferences), "imported": len(imported),
+    report = {"labels": len(routed.labels), "preferences": preferences, "imported": imported,
               "earlier_rounds_preferences": len(earlier),
               "escalated": len(routed.escalated), "human_queued": routed.human_queued,
               "human_pending": routed.human_pending, **label_report(to_label, routed, world)}
@@ -95,7 +99,7 @@ def label(params, store) -> dict:
         log.warning("degenerate labels: %s", warning)
     log.info("%d labels (%s), %d decisive preferences -> %s", len(routed.labels),
              ", ".join(f"{k[6:]} {v}" for k, v in report.items() if k.startswith("count_")),
-             len(preferences), paths.PREFERENCES)
+             preferences, paths.PREFERENCES)
     if routed.human_pending:
         log.info("%d human tasks still pending in the annotation queues (`prefpipe label serve`)",
                  routed.human_pending)
@@ -103,18 +107,22 @@ def label(params, store) -> dict:
     return report
 
 
-def _round_preferences(store, pairs: list[dict], final: dict[str, Label], imported: list[dict],
-                       earlier: list[dict]) -> list[dict]:
-    """This round's preferences, the imported ones and earlier rounds', each with its round (None:
-    imported), written to data/preferences.parquet; this round's pairs and final labels go to the
-    registry, with the human labels seen (those arriving later start the next round)."""
+def _round_preferences(params, store, pairs: list[dict], final: dict[str, Label],
+                       earlier: list[dict]) -> tuple[int, int]:
+    """This round's preferences, those of `label.imports` (imported into the store on the way, a
+    batch at a time) and earlier rounds', each with its round (None: imported), written to
+    data/preferences.parquet part by part; this round's pairs and final labels go to the registry,
+    with the human labels seen (those arriving later start the next round). Returns (preferences
+    written, of which imported)."""
     number = int(read_round_info()["round"])
-    preferences = ([{**p, "round": number} for p in to_preferences(pairs, final)]
-                   + [{**p, "round": None} for p in imported] + earlier)
-    write_parquet(pa.Table.from_pylist(preferences), paths.PREFERENCES)
+    own = [{**p, "round": number} for p in to_preferences(pairs, final)]
+    with parquet_parts(paths.PREFERENCES, PREFERENCES_SCHEMA) as write:
+        write(pa.Table.from_pylist(own, schema=PREFERENCES_SCHEMA))
+        imported = _imported(params, store, write)
+        write(pa.Table.from_pylist(earlier, schema=PREFERENCES_SCHEMA))
     store.registry.record_pairs(number, [_round_pair(p, final.get(p["pair_id"])) for p in pairs])
     store.registry.note_labels(number, *store.registry.human_labels_digest())
-    return preferences
+    return len(own) + imported + len(earlier), imported
 
 
 def _round_pair(pair: dict, final: Label | None) -> dict:
@@ -146,21 +154,24 @@ def _critic_answers(judge) -> dict:
     return {"critic_cache_hits": counts["cache_hits"], "critic_judge_calls": counts["judge_calls"]}
 
 
-def _imported(params, store) -> list[dict]:
-    """Preferences of `label.imports`: imported into the store (idempotent) and trained on too."""
-    rows = []
+def _imported(params, store, write) -> int:
+    """Preferences of `label.imports`: imported into the store (idempotent) and, a batch at a time,
+    handed to `write` as preference rows (round None) to be trained on too; returns how many."""
+    def write_unranked(batch: pa.Table) -> None:
+        write(batch.append_column("round", pa.nulls(batch.num_rows, pa.int64())))
+
+    count = 0
     for spec in params.label.imports:
         column = spec.category_column or None
         try:
-            report, preferences = import_for_training(store, spec.path, spec.format, spec.source, column,
-                                                      params.seed,
-                                                      max_chars=params.label.importing.max_chars)
+            report = import_for_training(store, spec.path, spec.format, write_unranked, spec.source, column,
+                                         params.seed, max_chars=params.label.importing.max_chars)
         except DataError as err:
             raise StageInputError(f"label.imports: {err}") from err
-        rows += preferences
+        count += report.preferences
         log.info("imported %s: %d preferences (%d new pairs in the store)", spec.path, report.preferences,
                  report.new_pairs)
-    return rows
+    return count
 
 
 def _verifier(settings) -> Verifier:

@@ -72,4 +72,4 @@ def write_model_sources(params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("prepare", prepare)
+    run_stage("prepare", prepare, uses_torch=False)  # the tokenizer trains with `tokenizers` alone

@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 
 from prefpipe.artifacts.local import folder_files, stage_folder
-from prefpipe.artifacts.s3 import S3ArtifactStore
 from prefpipe.config.artifacts import ArtifactsParams
 from prefpipe.models.version import model_version
 from prefpipe.rounds.report import round_markdown
@@ -93,6 +92,8 @@ def _upload(artifacts: ArtifactsParams, version: str, folder: Path) -> str | Non
     only what is missing."""
     if not artifacts.uri:
         return None
+    from prefpipe.artifacts.s3 import S3ArtifactStore  # boto3: 2 s to import, for S3 alone
+
     store = S3ArtifactStore(artifacts.uri, artifacts.multipart_threshold_mb, artifacts.multipart_chunk_mb)
     sent = store.upload_version(version, folder_files(folder))
     log.info("uploaded %s to %s: %d files sent (%.1f MB), %d already there%s", version, sent.uri,

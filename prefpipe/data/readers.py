@@ -10,6 +10,8 @@ line (or array item) that is not UTF-8, not JSON or not an object is a problem o
 `scan_records` returns them in file order beside the records, so a caller can add its own row
 checks and report every bad row in one run (`bad_rows_error`: capped at `MAX_LISTED`, then a
 count); `read_records` raises that error itself. Columns are 1-based characters of the line.
+`iter_record_batches` gives what `scan_records` does a batch at a time, so a big file is never
+held whole.
 
     from prefpipe.data.readers import read_records
     for where, record in read_records("data/inputs/prompts.jsonl"): ...
@@ -19,6 +21,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import pyarrow.parquet as pq
 from prefpipe.errors import DataError
 
 JSONL_SUFFIXES = (".jsonl", ".json")
+BATCH_ROWS = 5000  # records per batch of `iter_record_batches`
 MAX_LISTED = 50  # bad rows listed in one error; the rest are counted
 BOM = "\ufeff"
 TOO_LONG = "a number too long to read (Python reads integers of up to 4300 digits)"
@@ -78,6 +82,56 @@ def scan_records(path: str | Path) -> list[Located | Unreadable]:
                     "a folder saved with datasets' save_to_disk")
 
 
+def iter_record_batches(path: str | Path, batch_rows: int = BATCH_ROWS
+                        ) -> Iterator[list[Located | Unreadable]]:
+    """`scan_records` a batch of about `batch_rows` at a time, in file order, without holding the
+    file: JSON Lines a line at a time, Parquet by record batch, a `datasets` folder by batch. A
+    .json file (an array, or lines that may be one value spread over several) is read whole, as
+    `scan_records` reads it, then handed out in batches."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder; check the path")
+    if path.is_dir():
+        batches = _load_datasets_folder(path).with_format("arrow").iter(batch_size=batch_rows)
+        yield from _located_batches(path, batches, "not a readable datasets folder")
+    elif path.suffix == ".parquet":
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        except Exception as err:  # pyarrow raises several types for a corrupt file
+            raise DataError(f"{path}: not a readable Parquet file: {err}") from err
+        yield from _located_batches(path, batches, "not a readable Parquet file")
+    elif path.suffix == ".jsonl":
+        with path.open("rb") as lines:
+            batch: list[Located | Unreadable] = []
+            for number, raw in enumerate(lines, start=1):
+                row = _jsonl_line(number, raw[:-1] if raw.endswith(b"\n") else raw)
+                if row is not None:
+                    batch.append(row)
+                if len(batch) >= batch_rows:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+    else:
+        scanned = scan_records(path)
+        for start in range(0, len(scanned), batch_rows):
+            yield scanned[start:start + batch_rows]
+
+
+def _located_batches(path: Path, batches: Iterator, unreadable: str) -> Iterator[list[Located]]:
+    """Arrow batches as [('row index N', record)], N counted over the whole file."""
+    start = 0
+    try:
+        for batch in batches:
+            records = batch.to_pylist()
+            yield [(f"row index {start + i}", r) for i, r in enumerate(records)]
+            start += len(records)
+    except DataError:
+        raise
+    except Exception as err:  # a page that can't be decoded, part way through
+        raise DataError(f"{path}: {unreadable}: {err}") from err
+
+
 def bad_rows_error(path: str | Path, problems: list[str], note: str = "") -> DataError:
     """One DataError for the `problems` ('where: what') of one file: a single line for one problem,
     else a count and then one line each (`MAX_LISTED` at most, then '... and N more'). `note`
@@ -92,38 +146,38 @@ def bad_rows_error(path: str | Path, problems: list[str], note: str = "") -> Dat
 # --- JSON Lines --------------------------------------------------------------------------------
 
 def _read_jsonl(path: Path, data: bytes) -> list[Located | Unreadable]:
-    rows: list[Located | Unreadable] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):  # lines end at b"\n" only (JSON Lines)
-        where = f"line {number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            rows.append(Unreadable(where, f"not UTF-8 text ({err.reason} at byte {err.start} of the "
-                                          "line); save the file as UTF-8"))
-            continue
-        line = line.removeprefix(BOM) if number == 1 else line
-        if not line.strip():
-            continue
-        line = line.rstrip("\r")  # CRLF; a raw CR or LF can't sit inside a JSON string
-        try:
-            record = json.loads(line)
-        except ValueError as err:  # JSONDecodeError, or an integer of over 4300 digits
-            rows.append(Unreadable(where, _json_problem(err, line)))
-            continue
-        except RecursionError:
-            rows.append(Unreadable(where, "not valid JSON: nested too deeply to read"))
-            continue
-        if isinstance(record, dict):
-            rows.append((where, record))
-        else:
-            hint = " (a JSON array of records belongs in a .json file)" if isinstance(record, list) else ""
-            rows.append(Unreadable(where, f"expected a JSON object, got {_json_type(record)}{hint}"))
+    rows = [row for number, raw in enumerate(data.split(b"\n"), start=1)  # lines end at b"\n" only
+            if (row := _jsonl_line(number, raw)) is not None]
     if path.suffix == ".json" and rows and all(isinstance(row, Unreadable) for row in rows):
         whole = _one_value(data)
         if whole is not None:
             return [Unreadable("line 1", f"the file holds one JSON {whole} spread over several lines; "
                                          "give one object per line (JSON Lines) or a JSON array of objects")]
     return rows
+
+
+def _jsonl_line(number: int, raw: bytes) -> Located | Unreadable | None:
+    """Line `number` (1-based, without its b"\\n") as a record or a problem; None if blank."""
+    where = f"line {number}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return Unreadable(where, f"not UTF-8 text ({err.reason} at byte {err.start} of the line); save "
+                                 "the file as UTF-8")
+    line = line.removeprefix(BOM) if number == 1 else line
+    if not line.strip():
+        return None
+    line = line.rstrip("\r")  # CRLF; a raw CR or LF can't sit inside a JSON string
+    try:
+        record = json.loads(line)
+    except ValueError as err:  # JSONDecodeError, or an integer of over 4300 digits
+        return Unreadable(where, _json_problem(err, line))
+    except RecursionError:
+        return Unreadable(where, "not valid JSON: nested too deeply to read")
+    if isinstance(record, dict):
+        return where, record
+    hint = " (a JSON array of records belongs in a .json file)" if isinstance(record, list) else ""
+    return Unreadable(where, f"expected a JSON object, got {_json_type(record)}{hint}")
 
 
 def _json_problem(err: ValueError, line: str) -> str:
@@ -204,6 +258,11 @@ def _read_json_array(data: bytes) -> list[Located | Unreadable]:
 
 
 def _read_datasets_folder(path: Path) -> list[dict]:
+    return _load_datasets_folder(path).to_list()
+
+
+def _load_datasets_folder(path: Path):
+    """The `datasets.Dataset` saved at `path` (a DatasetDict's 'train' split, or its only one)."""
     import datasets  # imported here: it takes seconds, and only a folder needs it
 
     try:
@@ -218,4 +277,4 @@ def _read_datasets_folder(path: Path) -> list[dict]:
         else:
             raise DataError(f"{path}: a DatasetDict with splits {sorted(loaded)} and no 'train'; "
                             "save the split to read on its own")
-    return loaded.to_list()
+    return loaded

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from prefpipe.errors import ConfigError
 from prefpipe.vocab import PromptFormat
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the prepare stage formats without it
+    import torch
 
 PLAIN_TEMPLATE = "User: {prompt}\nAssistant:"
 # A chat template that renders the user's message alone: `raw` prompts, nothing added.
@@ -94,6 +96,8 @@ class TokenBatch:
 def collate(tokenizer, prompt_ids: list[list[int]], response_ids: list[list[int]],
             max_length: int) -> TokenBatch:
     """Concatenate prompt and response per row, truncating the prompt's left side to fit."""
+    import torch
+
     rows, masks = [], []
     for p_ids, r_ids in zip(prompt_ids, response_ids):
         r_ids = r_ids[: max_length - 1]

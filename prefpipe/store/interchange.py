@@ -1,19 +1,26 @@
-"""The store's side of preference interchange: inserting an imported file's rows (bringing an
-older store's labels table up to today's label sources first), and reading the decisive labels an
-export writes. The rules (parsing, ids, chosen/rejected) stay in
-`prefpipe.data.interchange`; this module holds their SQL.
+"""The store's side of preference interchange: inserting an imported file's rows, all at once or a
+batch at a time (`prefpipe.store.import_batches`), bringing an older store's labels table up to
+today's label sources first; and reading the decisive labels an export writes. The rules (parsing,
+ids, chosen/rejected) stay in `prefpipe.data.interchange`; this module holds their SQL.
 
     added = store.imports.insert_new({"prompts": [...], "candidates": [...], "pairs": [...],
                                       "labels": [...]})
+    with store.imports.batched(ImportSpec("prefs.jsonl", "import", gen_key, "import:file")) as writer:
+        for batch in batches:  # pa.Table of BATCH_COLUMNS, in file order
+            writer.add(batch)
+        added, pairs, pair_ids = writer.finish()
     votes = store.exports.decisive_votes()
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
+from prefpipe.store.import_batches import ImportSpec, ImportWriter
 from prefpipe.store.schema import TABLES
 
 if TYPE_CHECKING:
@@ -69,6 +76,15 @@ class Imports:
                 con.unregister("incoming")
                 added[name] = _count(con, name) - before
         return added
+
+    @contextlib.contextmanager
+    def batched(self, spec: ImportSpec) -> Iterator[ImportWriter]:
+        """An `ImportWriter` for one file on one connection, each batch a transaction of its own
+        (`prefpipe.store.import_batches`): check the file before the first batch."""
+        with self.store.transaction() as con:
+            admit_label_sources(con, {spec.source})
+        with self.store.connect() as con:
+            yield ImportWriter(con, spec)
 
 
 class Exports:

@@ -1,6 +1,8 @@
 """Byte-stable Parquet snapshots: the files DVC versions."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +17,30 @@ def write_parquet(table: pa.Table, path: str | Path) -> Path:
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
     return path
+
+
+@contextlib.contextmanager
+def parquet_parts(path: str | Path, schema: pa.Schema) -> Iterator[Callable[[pa.Table], None]]:
+    """A function writing tables of `schema` to `path` one after another (a row group or more
+    each: a big snapshot never held whole), atomically like `write_parquet`: the file appears when
+    the block ends, and a block that raises leaves the old file, if any, as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+
+    def write(table: pa.Table) -> None:
+        if table.num_rows:
+            writer.write_table(table.select(schema.names).cast(schema))
+
+    try:
+        yield write
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.close()
+    tmp.replace(path)
 
 
 def read_parquet(path: str | Path) -> pa.Table:

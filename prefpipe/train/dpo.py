@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from prefpipe.data.tokenised_pairs import TokenisedPairs, closing_built
 from prefpipe.losses import DPOLoss, dpo_variant
 from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.progress import Progress
 from prefpipe.train.common import autocast, set_dropout
 from prefpipe.train.loop import TrainContext, supervised_loop
+from prefpipe.train.precision import attention_for
 from prefpipe.train.reward import encode_pairs, pair_batch
 
 if TYPE_CHECKING:
@@ -24,35 +26,44 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def reference_logprobs(model, tokenizer, pairs: list[dict], max_length: int, batch_size: int = 64,
-                       average: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_logprobs(model, tokenizer, pairs: list[dict] | TokenisedPairs, max_length: int,
+                       batch_size: int = 64, average: bool = False, precision: str = "fp32"
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Response log-probs of chosen and rejected under the frozen reference -> (N,), (N,).
 
-    Summed over response tokens, or averaged over them when `average` (IPO, SimPO)."""
+    Summed over response tokens, or averaged over them when `average` (IPO, SimPO). `precision` is
+    the policy's (the training context's): under bf16 the reference runs under the same autocast,
+    so a policy equal to its reference starts at a zero margin (loss log 2), not at the rounding
+    gap between fp32 and bf16 log-probs."""
     model.eval()
-    prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
+    device = next(model.parameters()).device
+    data = encode_pairs(tokenizer, pairs)
     ref_chosen, ref_rejected = [], []
-    with Progress(len(pairs), "reference log-probs", "pair") as progress:
+    with (closing_built(data, pairs), attention_for(model, precision, device.type),
+          Progress(len(pairs), "reference log-probs", "pair") as progress):
         for start in range(0, len(pairs), batch_size):
             idx = list(range(start, min(start + batch_size, len(pairs))))
-            logps = sequence_logprobs(model, pair_batch(tokenizer, prompts, chosen, rejected, idx,
-                                                        max_length), average=average)
-            ref_chosen.append(logps[: len(idx)])
-            ref_rejected.append(logps[len(idx):])
+            batch = pair_batch(tokenizer, data, idx, max_length)
+            with autocast(precision, device.type):
+                logps = sequence_logprobs(model, batch.to(device), average=average).float()
+            ref_chosen.append(logps[: len(idx)].cpu())
+            ref_rejected.append(logps[len(idx):].cpu())
             progress.update(len(idx))
     return torch.cat(ref_chosen), torch.cat(ref_rejected)
 
 
 def reference_for(variant: DPOLoss, load_reference: Callable[[], torch.nn.Module], tokenizer,
-                  pairs: list[dict], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+                  pairs: list[dict] | TokenisedPairs, max_length: int, precision: str = "fp32"
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference log-probs `variant` trains against -> (N,), (N,): zeros for a reference-free
     variant (no model is loaded), else `load_reference()`'s, read as the variant reads log-probs
-    (summed, or averaged when length-normalised). The model is dropped before training starts."""
+    (summed, or averaged when length-normalised) at the policy's `precision`. The model is dropped
+    before training starts."""
     if variant.reference_free:
         zeros = torch.zeros(len(pairs))
         return zeros, zeros
     return reference_logprobs(load_reference(), tokenizer, pairs, max_length,
-                              average=variant.length_normalised)
+                              average=variant.length_normalised, precision=precision)
 
 
 def variant_for(dpo_params: DPOParams) -> DPOLoss:
@@ -61,30 +72,30 @@ def variant_for(dpo_params: DPOParams) -> DPOLoss:
                        dpo_params.simpo_gamma)
 
 
-def train_dpo(model, tokenizer, pairs: list[dict], ref_chosen: torch.Tensor,
+def train_dpo(model, tokenizer, pairs: list[dict] | TokenisedPairs, ref_chosen: torch.Tensor,
               ref_rejected: torch.Tensor, dpo_params, max_length: int, seed: int,
               context: TrainContext | None = None) -> list[dict]:
     """Train the policy in place; logs chosen/rejected log-prob trends ('both fall' is visible)."""
     context = context or TrainContext()
     runtime = context.runtime
-    prompts, chosen, rejected = encode_pairs(tokenizer, pairs)
+    data = encode_pairs(tokenizer, pairs)
     variant = variant_for(dpo_params)
     set_dropout(model, dpo_params.dropout)  # policy.dpo.dropout: 0.0 (off) by default
 
     def loss_fn(model, idx, global_idx):
-        batch = pair_batch(tokenizer, prompts, chosen, rejected, idx, max_length).to(runtime.device)
+        batch = pair_batch(tokenizer, data, idx, max_length).to(runtime.device)
         with autocast(context.precision, runtime.device.type):
             logps = sequence_logprobs(model, batch, average=variant.length_normalised)
         pol_c, pol_r = logps[: len(idx)], logps[len(idx):]
         ref_c, ref_r = ref_chosen[idx].to(logps), ref_rejected[idx].to(logps)
         out = variant(pol_c, pol_r, ref_c, ref_r)  # per-pair losses, rewards and margins (B,)
         loss = out.losses.sum() * runtime.global_scale(len(global_idx))
-        return loss, {
-            "loss": loss.item(),
-            "reward_accuracy": (out.margins > 0).float().mean().item(),
-            "reward_margin": out.margins.mean().item(),
-            "chosen_logp_shift": (pol_c - ref_c).mean().item(),
-            "rejected_logp_shift": (pol_r - ref_r).mean().item()}
+        with torch.no_grad():  # tensors: read once the step is done, not mid-step (a device sync)
+            return loss, {"loss": loss.detach(), "reward_accuracy": (out.margins > 0).float().mean(),
+                          "reward_margin": out.margins.mean(),
+                          "chosen_logp_shift": (pol_c - ref_c).mean(),
+                          "rejected_logp_shift": (pol_r - ref_r).mean()}
 
-    return supervised_loop(f"train_policy (dpo, {dpo_params.loss})", model, dpo_params.optim,
-                           len(pairs), seed, context, loss_fn, show=("loss", "reward_accuracy"))
+    with closing_built(data, pairs):
+        return supervised_loop(f"train_policy (dpo, {dpo_params.loss})", model, dpo_params.optim,
+                               len(data), seed, context, loss_fn, show=("loss", "reward_accuracy"))

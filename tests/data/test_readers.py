@@ -6,7 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefpipe.data.readers import MAX_LISTED, Unreadable, bad_rows_error, read_records, scan_records
+from prefpipe.data.readers import (
+    MAX_LISTED,
+    Unreadable,
+    bad_rows_error,
+    iter_record_batches,
+    read_records,
+    scan_records,
+)
 from prefpipe.errors import DataError, PrefpipeError
 
 
@@ -132,3 +139,44 @@ def test_a_bad_json_file_names_the_line_and_column(tmp_path, text, problems):
     path.write_text(text)
     found = [(row.where, row.problem) for row in scan_records(path) if isinstance(row, Unreadable)]
     assert found == problems
+
+
+# --- the same records a batch at a time ------------------------------------------------------------
+
+def _write_container(tmp_path, container: str):
+    rows = [{"a": i, "b": f"x{i}"} for i in range(23)]
+    if container == "jsonl":
+        path = tmp_path / "p.jsonl"
+        lines = ["\ufeff" + '{"a": 0, "b": "x0"}', "", '{"a": ', "[1]"]
+        lines += [f'{{"a": {r["a"]}, "b": "{r["b"]}"}}' for r in rows[1:]]
+        path.write_bytes(("\r\n".join(lines[:3]) + "\n" + "\n".join(lines[3:])).encode() + b"\n\xff")
+    elif container == "parquet":
+        path = tmp_path / "p.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=5)
+    elif container == "json":
+        path = tmp_path / "p.json"
+        path.write_text("[" + ",\n".join(f'{{"a": {r["a"]}, "b": "{r["b"]}"}}' for r in rows) + "]")
+    else:
+        import datasets
+
+        path = tmp_path / "folder"
+        datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    return path
+
+
+@pytest.mark.parametrize("container", ["jsonl", "parquet", "json", "folder"])
+def test_batches_give_what_scan_records_gives_in_order(tmp_path, container):
+    path = _write_container(tmp_path, container)
+    batches = list(iter_record_batches(path, batch_rows=4))
+    assert [row for batch in batches for row in batch] == scan_records(path)
+    assert len(batches) >= 6 and all(0 < len(batch) <= 4 for batch in batches)
+    if container == "jsonl":  # bad lines are rows of their own batch, in place
+        assert isinstance(batches[0][1], Unreadable) and batches[0][1].where == "line 3"
+
+
+def test_batches_of_a_missing_or_corrupt_file_are_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        next(iter_record_batches(tmp_path / "nope.jsonl"))
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="bad.parquet: not a readable Parquet file"):
+        next(iter_record_batches(tmp_path / "bad.parquet"))

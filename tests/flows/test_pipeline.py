@@ -1,11 +1,15 @@
 """The flow around its stages, on a real Prefect server: the run graph's edges (each stage's task run
 waits for its upstream stages' task runs, a hook's rerun for the run it repeats), a stage that stops
 the run (Completed with its message, no later stage runs) or names it, and a markdown artifact per
-report among the outs of the stages the run reached. A copy of the repository whose dvc.yaml has
-three cheap stages calling tasks._stage.report_exit (real dvc), so nothing is trained."""
+report among the outs of the stages the run reached; one `dvc status` opening a run skips the
+stages it finds up to date without dvc, until a stage they read from runs. Copies of the repository
+whose dvc.yaml has three cheap stages calling tasks._stage.report_exit (real dvc), so nothing is
+trained."""
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -95,7 +99,8 @@ def repo(tmp_path_factory, prefect_server):
 
 
 def run_flow(repo, flag: str | None = None) -> dict:
-    """One run of the flow, with the flag file `flag` (stop.flag, fail.flag) there during the run."""
+    """One run of the flow, with the flag file `flag` (stop.flag, fail.flag) there during the run;
+    "log": what it logged."""
     env = {**env_for(repo.path, repo.api_url), "PREFPIPE_ROOT": str(repo.path)}
     if flag:
         (repo.path / flag).write_text("")
@@ -106,7 +111,7 @@ def run_flow(repo, flag: str | None = None) -> dict:
         if flag:
             (repo.path / flag).unlink()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {**json.loads(result.stdout.strip().splitlines()[-1]), "log": result.stdout + result.stderr}
 
 
 def artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
@@ -176,3 +181,64 @@ def test_a_failed_run_shows_only_the_reports_of_stages_it_reached(repo, stopped,
     assert run["type"] == "FAILED" and run["message"] and "check failed: planted" in run["message"], run
     found = artifacts(prefect_server, run["id"])
     assert "prefpipe-first" in found and "prefpipe-last-round" not in found, sorted(found)
+
+
+CHAIN_STAGES = """import shutil
+import sys
+from tasks._stage import report_exit
+
+name, source, target = sys.argv[1:]
+shutil.copy(source, target)
+report_exit(0, f"{name} ran")
+"""
+CHAIN_DVC_YAML = """stages:
+  one:
+    cmd: python -m tasks.fake_chain one in.txt one.txt
+    deps: [in.txt]
+    outs: [one.txt]
+  two:
+    cmd: python -m tasks.fake_chain two one.txt two.txt
+    deps: [one.txt]
+    outs: [two.txt]
+  apart:
+    cmd: python -m tasks.fake_chain apart apart_in.txt apart.txt
+    deps: [apart_in.txt]
+    outs: [apart.txt]
+"""
+SKIPPED_WITHOUT_DVC = "didn't change, skipping (dvc status, asked once for the run)"
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, prefect_server):
+    repo = make_repo(tmp_path_factory.mktemp("chain"), prefect_server)
+    (repo.path / "tasks" / "fake_chain.py").write_text(CHAIN_STAGES)
+    (repo.path / "dvc.yaml").write_text(CHAIN_DVC_YAML)
+    (repo.path / "in.txt").write_text("1")
+    (repo.path / "apart_in.txt").write_text("1")
+    return repo
+
+
+def outcomes(run: dict) -> dict[str, str]:
+    """The flow's closing "stages: {name: outcome}" line."""
+    return ast.literal_eval(re.search(r" - stages: (\{.*\})", run["log"]).group(1))
+
+
+def test_up_to_date_stages_are_skipped_without_dvc_yet_recorded(chain, prefect_server):
+    first = run_flow(chain)
+    assert outcomes(first) == {"one": "ran", "two": "ran", "apart": "ran"}
+    again = run_flow(chain)  # nothing changed
+    assert outcomes(again) == {"one": "skipped", "two": "skipped", "apart": "skipped"}
+    assert again["log"].count(SKIPPED_WITHOUT_DVC) == 3, again["log"]
+    assert "Running stage" not in again["log"] and "Data and pipelines are up to date" not in again["log"]
+    tasks = task_runs(prefect_server, again["id"])
+    assert sorted((t["name"], t["state_type"]) for t in tasks) == [
+        ("apart", "COMPLETED"), ("one", "COMPLETED"), ("two", "COMPLETED")]
+
+
+def test_a_stage_is_asked_again_once_a_stage_it_reads_from_ran(chain, prefect_server):
+    run_flow(chain)
+    (chain.path / "in.txt").write_text("2")  # changes one; two was up to date when the run began
+    run = run_flow(chain)
+    assert outcomes(run) == {"one": "ran", "two": "ran", "apart": "skipped"}
+    assert (chain.path / "two.txt").read_text() == "2"
+    assert run["log"].count(SKIPPED_WITHOUT_DVC) == 1, run["log"]  # apart's; two's was dvc's to say

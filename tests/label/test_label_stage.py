@@ -143,3 +143,42 @@ def test_your_prompts_with_answers_are_verified_and_those_without_go_undecided(i
     final = {row["pair_id"]: row["source"] for row in pq.read_table(paths.LABELS).to_pylist()}
     assert final == {"p1": "verifier", "p2": "critic", "p3": "critic"}
     assert "1 verifier-routed pairs have no reference answer or tests" in caplog.text
+
+
+def run_label_importing(tmp_path, base_url: str, caplog, imports: list[dict]) -> dict:
+    """run_label with `label.imports`."""
+    http = {"base_url": base_url, "model": "judge-model", "cache_path": str(tmp_path / "critic_cache.sqlite")}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"label": {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http},
+                   "imports": imports}}))
+    params = load_params(tmp_path / "params.yaml", check_paths=False)
+    store = Store(tmp_path / "store" / "prefpipe.duckdb")
+    if not paths.ROUND_INFO.exists():
+        write_round_one(store)
+    with caplog.at_level(logging.INFO, logger="prefpipe"):
+        label(params, store)
+    return json.loads((paths.METRICS / "label.json").read_text())
+
+
+def test_imported_preferences_join_the_snapshot_and_a_bad_file_leaves_it_as_it_was(in_tmp, caplog):
+    from tasks.label import PREFERENCES_SCHEMA
+
+    write_inputs(marked=True)
+    good = in_tmp / "mine.jsonl"
+    rows = [{"prompt": f"imported {i}?", "chosen": f"yes {i}", "rejected": f"no {i}"} for i in range(7)]
+    good.write_text("".join(json.dumps(row) + "\n" for row in [*rows, rows[0]]))  # one repeated row
+    with OpenAIServer() as server:
+        metrics = run_label_importing(in_tmp, server.base_url, caplog, [{"path": str(good)}])
+        snapshot = pq.read_table(paths.PREFERENCES)
+        assert snapshot.schema == PREFERENCES_SCHEMA
+        imported = [row for row in snapshot.to_pylist() if row["round"] is None]
+        assert [(r["prompt"], r["chosen"], r["rejected"], r["source"], r["category"]) for r in imported] == \
+            [(r["prompt"], r["chosen"], r["rejected"], "import", "imported") for r in rows]
+        assert metrics["imported"] == 7 and metrics["preferences"] == PAIRS // 2 + 7 == snapshot.num_rows
+
+        bad = in_tmp / "bad.jsonl"
+        bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"prompt": "p", "chosen": "a"}) + "\n")
+        before = paths.PREFERENCES.read_bytes()
+        with pytest.raises(Exception, match=r"label.imports: .*bad.jsonl: line 2: missing column 'rejected'"):
+            run_label_importing(in_tmp, server.base_url, caplog, [{"path": str(good)}, {"path": str(bad)}])
+        assert paths.PREFERENCES.read_bytes() == before

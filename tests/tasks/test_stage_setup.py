@@ -1,5 +1,6 @@
 """tasks/_stage.py's start-up, in fresh interpreters: torch set up as the stages need it, and the
-stages that only move files and metrics start without torch."""
+stages that only move files and metrics start without torch (prepare, whose tokenizer trains with
+`tokenizers` alone, runs without it), nor boto3 when no S3 store is set."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,9 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import yaml
+
+from tests.conftest import ROOT, TINY, merge
 
 SETUP = """
 import sys, torch
@@ -26,11 +29,26 @@ def recipe(params, store):
 run_stage("files_only", recipe, uses_torch=USES_TORCH)
 """
 
+# A stage run as `python -m tasks.NAME` runs it; what it imported is written as it exits.
+RUN_AND_LIST = """
+import atexit, runpy, sys
+from pathlib import Path
+atexit.register(lambda: Path("imported.txt").write_text(
+    " ".join(m for m in ("torch", "transformers", "boto3") if m in sys.modules)))
+runpy.run_module(sys.argv[1], run_name="__main__")
+"""
+IMPORT_AND_LIST = """
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(" ".join(m for m in ("torch", "boto3") if m in sys.modules))
+"""
 
-def python(code: str, cwd) -> subprocess.CompletedProcess:
+
+def python(code: str, cwd, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFPIPE_STAGE_STATUS": str(cwd / "status.json")}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_setup_sets_threads_and_deterministic_kernels_without_torch_compile(tmp_path):
@@ -45,3 +63,19 @@ def test_a_stage_that_uses_no_torch_starts_without_it(tmp_path):
         result = python(STAGE.replace("USES_TORCH", str(uses_torch)), tmp_path)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "torch.txt").read_text() == str(uses_torch)
+
+
+def test_the_stages_that_move_files_import_neither_torch_nor_boto3(tmp_path):
+    result = python(IMPORT_AND_LIST, tmp_path, "tasks.prepare", "tasks.round", "tasks.gate",
+                    "tasks.publish")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
+
+
+def test_prepare_runs_without_torch(tmp_path):
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = python(RUN_AND_LIST, tmp_path, "tasks.prepare")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models" / "tokenizer" / "tokenizer.json").is_file()  # it did its work
+    assert (tmp_path / "imported.txt").read_text().split() == ["transformers"]

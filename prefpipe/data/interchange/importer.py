@@ -1,8 +1,12 @@
 """Import preference files (TRL, HH-RLHF, UltraFeedback; JSONL, a JSON array, Parquet or a
-`datasets` folder) into the store, validating every row before anything is written.
+`datasets` folder) into the store, a batch of rows at a time, validating every row before anything
+is written.
 
-Every row of the file is checked, and every bad one is reported in one error (file, line or row
-index, and the column or key; `readers.bad_rows_error`); then nothing is written. A prompt or
+The file is read and checked BATCH_ROWS rows at a time (`readers.iter_record_batches`), and each
+good batch, ids and all, is staged in an Arrow file beside the store; only when every row is good
+are the staged batches written (`store.imports.batched`), so memory stays flat in the file's size.
+Every bad row is reported in one error (file, line or row index, and the column or key;
+`readers.bad_rows_error`); then nothing is written. A prompt or
 response longer than `max_chars` (params `label.importing.max_chars`) is a bad row, or with
 `truncate=True` is cut to that length and counted (`ImportReport.truncated`, which the caller
 reports as a warning).
@@ -14,7 +18,9 @@ preferences under another file name, format or container add nothing; rows whose
 as they are, so a prompt the store already holds (say, an embedded world prompt with its gold facts)
 keeps its row. The file is provenance: the first file a row came from is its prompt's `source`, its
 candidates' `model_version` ('imported:<file>') and its label's rationale ('imported from <file>
-line N'). All four tables are written in one transaction.
+line N'). Each staged batch writes its rows of the four tables in one transaction: a process killed
+part way leaves the batches before it, and importing the file again completes it (adding only
+what is missing).
 
     from prefpipe.data.interchange import import_preferences
     report = import_preferences(Store("store/prefpipe.duckdb"), "hh.jsonl", "hh")
@@ -22,14 +28,19 @@ line N'). All four tables are written in one transaction.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from prefpipe.config.label import ImportingParams
 from prefpipe.data.interchange.formats import PARSERS, BadRow, Preference, check_format
-from prefpipe.data.readers import Unreadable, bad_rows_error, scan_records
+from prefpipe.data.readers import Unreadable, bad_rows_error, iter_record_batches
 from prefpipe.errors import DataError
 from prefpipe.store import Store
+from prefpipe.store.import_batches import BATCH_COLUMNS, ImportSpec
 from prefpipe.store.keys import label_id
 from prefpipe.vocab import LabelSource
 from prefpipe.world.prompts import prompt_id
@@ -37,10 +48,12 @@ from prefpipe.world.prompts import prompt_id
 DEFAULT_CATEGORY = "imported"
 DEFAULT_SOURCE = LabelSource.IMPORT.value
 MAX_CHARS = ImportingParams().max_chars  # label.importing.max_chars's default
-TABLES = ("prompts", "candidates", "pairs", "labels")  # the store tables an import writes
 # ':' is in no annotator id (annotate.rules), so an imported label is never an annotator's answer.
 IMPORT_ANNOTATOR = "import:file"
 FIELDS = (("prompt", "prompt"), ("chosen", "chosen response"), ("rejected", "rejected response"))
+BATCH_ROWS = 5000  # rows read, checked, staged and written at a time
+BATCH_TYPES = {"seq": pa.int64(), "tokens_a": pa.int32(), "tokens_b": pa.int32()}  # the rest: text
+BATCH_SCHEMA = pa.schema([(name, BATCH_TYPES.get(name, pa.string())) for name in BATCH_COLUMNS])
 
 
 def _key(*parts) -> str:
@@ -94,37 +107,61 @@ class ParsedFile:
     truncated: int
 
 
+@dataclass
+class Tally:
+    """What the batches of one file added up to so far."""
+    rows: int = 0  # records read, bad ones included
+    good: int = 0  # rows parsed into a preference
+    skipped: int = 0
+    truncated: int = 0
+    problems: list[str] = field(default_factory=list)  # 'where: what', in file order
+
+
 # --- validate, then build rows -----------------------------------------------------------------
 
 def parse_file(path: Path, fmt: str, category_column: str | None = None, seed: int = 0,
                max_chars: int = MAX_CHARS, truncate: bool = False) -> ParsedFile:
     """Every row parsed and checked. Any bad row (unreadable, wrong for the format, too long without
     `truncate`) makes one DataError listing them all, each with the file and its place."""
-    parse = PARSERS[check_format(fmt)]
-    scanned = scan_records(path)
-    if not scanned:
-        raise DataError(f"{path}: no rows to import")
-    rows, problems, skipped, truncated = [], [], 0, 0
-    for row in scanned:
+    parse, tally, rows = PARSERS[check_format(fmt)], Tally(), []
+    for records in iter_record_batches(path):
+        rows += parse_batch(records, parse, tally, category_column, seed, max_chars, truncate)
+    check_parsed(path, fmt, tally)
+    return ParsedFile(rows, tally.rows, tally.skipped, tally.truncated)
+
+
+def parse_batch(records: list, parse, tally: Tally, category_column: str | None = None, seed: int = 0,
+                max_chars: int = MAX_CHARS, truncate: bool = False) -> list[Parsed]:
+    """The good rows of one batch of `scan_records` output; the bad ones go to `tally.problems`."""
+    rows = []
+    for row in records:
+        tally.rows += 1
         if isinstance(row, Unreadable):
-            problems.append(f"{row.where}: {row.problem}")
+            tally.problems.append(f"{row.where}: {row.problem}")
             continue
         where, record = row
         try:
             pref, category = _parse_record(record, parse, category_column, seed)
             if pref is not None:
                 pref, cut = _fit(pref, max_chars, truncate)
-                truncated += cut
+                tally.truncated += cut
         except BadRow as err:
-            problems.append(f"{where}: {err}")
+            tally.problems.append(f"{where}: {err}")
             continue
         if pref is None:
-            skipped += 1
+            tally.skipped += 1
         else:
             rows.append(Parsed(where, pref, category))
-    if problems:
-        raise bad_rows_error(path, problems, f" (format '{fmt}'; nothing was imported)")
-    return ParsedFile(rows, len(scanned), skipped, truncated)
+    tally.good += len(rows)
+    return rows
+
+
+def check_parsed(path: Path, fmt: str, tally: Tally) -> None:
+    """Raise the file's DataError, if any: no rows at all, or every bad row in one message."""
+    if not tally.rows:
+        raise DataError(f"{path}: no rows to import")
+    if tally.problems:
+        raise bad_rows_error(path, tally.problems, f" (format '{fmt}'; nothing was imported)")
 
 
 def _parse_record(record: dict, parse, category_column: str | None,
@@ -158,36 +195,21 @@ def _fit(pref: Preference, max_chars: int, truncate: bool) -> tuple[Preference, 
     return cut, True
 
 
-def build_rows(parsed: list[Parsed], file_name: str, source: str) -> dict[str, list[dict]]:
-    """The prompts, candidates, pairs and labels rows of a file's preferences, each id once; ids
-    from content, the file as provenance (see the module docstring)."""
-    tables: dict[str, dict[str, dict]] = {name: {} for name in TABLES}
-    per_prompt: dict[str, int] = {}
-
-    def candidate(pid: str, response: str) -> str:
-        cid = _key(GENERATION_KEY, pid, response)
-        if cid not in tables["candidates"]:
-            tables["candidates"][cid] = {
-                "candidate_id": cid, "prompt_id": pid, "model_version": f"imported:{file_name}",
-                "generation_key": GENERATION_KEY, "sample_index": per_prompt.get(pid, 0),
-                "response": response, "finished": True, "num_tokens": len(response.split())}
-            per_prompt[pid] = per_prompt.get(pid, 0) + 1
-        return cid
-
-    for row in parsed:
+def batch_table(parsed: list[Parsed], first_seq: int, source: str) -> pa.Table:
+    """One batch of a file's rows as the store's batched import takes them (`BATCH_COLUMNS`):
+    ids from content (see the module docstring), `seq` their place among the file's good rows."""
+    columns: dict[str, list] = {name: [] for name in BATCH_COLUMNS}
+    for seq, row in enumerate(parsed, start=first_seq):
         pref = row.pref
         pid = prompt_id(pref.prompt)
-        tables["prompts"].setdefault(pid, {"prompt_id": pid, "source": file_name, "category": row.category,
-                                           "prompt": pref.prompt, "meta": None, "split": "train"})
-        a, b = candidate(pid, pref.chosen), candidate(pid, pref.rejected)
+        a, b = _key(GENERATION_KEY, pid, pref.chosen), _key(GENERATION_KEY, pid, pref.rejected)
         pair_id = _key(a, b)
-        tables["pairs"].setdefault(pair_id, {"pair_id": pair_id, "prompt_id": pid, "candidate_a": a,
-                                             "candidate_b": b, "generation_key": GENERATION_KEY})
-        lid = label_id(pair_id, source, IMPORT_ANNOTATOR)
-        tables["labels"].setdefault(lid, {"label_id": lid, "pair_id": pair_id, "source": source,
-                                          "annotator": IMPORT_ANNOTATOR, "choice": "a", "confidence": 1.0,
-                                          "rationale": f"imported from {file_name} {row.where}"})
-    return {name: list(rows.values()) for name, rows in tables.items()}
+        values = (seq, row.where, pid, row.category, pref.prompt, a, pref.chosen, len(pref.chosen.split()),
+                  b, pref.rejected, len(pref.rejected.split()), pair_id,
+                  label_id(pair_id, source, IMPORT_ANNOTATOR))
+        for name, value in zip(BATCH_COLUMNS, values):
+            columns[name].append(value)
+    return pa.table(columns, schema=BATCH_SCHEMA)
 
 
 def import_preferences(store: Store, path: str | Path, fmt: str, source: str = DEFAULT_SOURCE,
@@ -200,40 +222,49 @@ def import_preferences(store: Store, path: str | Path, fmt: str, source: str = D
     is the labels' source (a `LabelSource`; 'import' by default); `category_column` names a column
     holding each prompt's category (default: 'imported'); `seed` fixes UltraFeedback's rejected
     draw; `max_chars` bounds each prompt and response, cut to it with `truncate`."""
-    return _import(store, Path(path), fmt, source, category_column, seed, max_chars, truncate)[0]
+    return _import(store, Path(path), fmt, source, category_column, seed, max_chars, truncate)
 
 
-def import_for_training(store: Store, path: str | Path, fmt: str, source: str = DEFAULT_SOURCE,
-                        category_column: str | None = None, seed: int = 0, *, max_chars: int = MAX_CHARS,
-                        truncate: bool = False) -> tuple[ImportReport, list[dict]]:
-    """`import_preferences`, plus the file's preferences as rows of the label stage's preferences
-    snapshot (with the ids the store got), so imported data can be trained on."""
-    report, tables = _import(store, Path(path), fmt, source, category_column, seed, max_chars, truncate)
-    prompts = {row["prompt_id"]: row for row in tables["prompts"]}
-    responses = {row["candidate_id"]: row["response"] for row in tables["candidates"]}
-    rows = [{"pair_id": pair["pair_id"], "prompt_id": pair["prompt_id"],
-             "prompt": prompts[pair["prompt_id"]]["prompt"],
-             "category": prompts[pair["prompt_id"]]["category"],
-             "chosen": responses[pair["candidate_a"]], "chosen_finished": True,
-             "rejected": responses[pair["candidate_b"]], "rejected_finished": True, "source": source,
-             "confidence": 1.0} for pair in tables["pairs"]]
-    return report, rows
+def import_for_training(store: Store, path: str | Path, fmt: str, write: Callable[[pa.Table], None],
+                        source: str = DEFAULT_SOURCE, category_column: str | None = None, seed: int = 0,
+                        *, max_chars: int = MAX_CHARS, truncate: bool = False) -> ImportReport:
+    """`import_preferences`, and the file's preferences, as rows of the label stage's preferences
+    snapshot (with the ids the store got; each pair once, in file order), handed to `write` a
+    batch at a time (an Arrow table: pair_id, prompt_id, prompt, category, chosen, chosen_finished,
+    rejected, rejected_finished, source, confidence) so imported data can be trained on."""
+    return _import(store, Path(path), fmt, source, category_column, seed, max_chars, truncate, write)
 
 
 def _import(store: Store, path: Path, fmt: str, source: str, category_column: str | None, seed: int,
-            max_chars: int, truncate: bool) -> tuple[ImportReport, dict[str, list[dict]]]:
+            max_chars: int, truncate: bool, write: Callable[[pa.Table], None] | None = None
+            ) -> ImportReport:
+    """Check every row of the file, staging the good ones (ids and all) in an Arrow file beside the
+    store; then, if none was bad, hand the staged batches to the store one at a time."""
     if source not in LabelSource.values():
         raise DataError(f"{path}: source '{source}' is not a label source; use one of "
                         f"{', '.join(LabelSource.values())}")
     if max_chars < 1:
         raise DataError(f"{path}: max_chars must be >= 1 (label.importing.max_chars), got {max_chars}")
-    parsed = parse_file(path, fmt, category_column, seed, max_chars, truncate)
-    tables = build_rows(parsed.rows, path.name, source)
-    added = store.imports.insert_new(tables) if tables["pairs"] else dict.fromkeys(TABLES, 0)
-    report = ImportReport(path=str(path), fmt=fmt, source=source, rows=parsed.n_rows,
-                          preferences=len(tables["pairs"]), skipped=parsed.skipped,
-                          duplicates=len(parsed.rows) - len(tables["pairs"]), truncated=parsed.truncated,
-                          new_prompts=added["prompts"], new_candidates=added["candidates"],
-                          new_pairs=added["pairs"], new_labels=added["labels"],
-                          pair_ids=tuple(pair["pair_id"] for pair in tables["pairs"]))
-    return report, tables
+    parse, tally = PARSERS[check_format(fmt)], Tally()
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=store.path.parent) as folder:
+        staged = Path(folder) / "rows.arrow"
+        with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_file(sink, BATCH_SCHEMA) as stage:
+            for records in iter_record_batches(path, BATCH_ROWS):
+                first = tally.good
+                parsed = parse_batch(records, parse, tally, category_column, seed, max_chars, truncate)
+                if parsed and not tally.problems:  # after a bad row, only the checking goes on
+                    stage.write_table(batch_table(parsed, first, source))
+        check_parsed(path, fmt, tally)
+        spec = ImportSpec(path.name, source, GENERATION_KEY, IMPORT_ANNOTATOR)
+        with store.imports.batched(spec) as writer, pa.OSFile(str(staged)) as handle:
+            reader = pa.ipc.open_file(handle)
+            for i in range(reader.num_record_batches):  # read one at a time, not memory-mapped
+                rows = writer.add(pa.Table.from_batches([reader.get_batch(i)]), write is not None)
+                if write is not None and rows.num_rows:
+                    write(rows)
+            added, preferences, pair_ids = writer.finish()
+    return ImportReport(path=str(path), fmt=fmt, source=source, rows=tally.rows, preferences=preferences,
+                        skipped=tally.skipped, duplicates=tally.good - preferences,
+                        truncated=tally.truncated, new_prompts=added["prompts"],
+                        new_candidates=added["candidates"], new_pairs=added["pairs"],
+                        new_labels=added["labels"], pair_ids=pair_ids)

@@ -1,0 +1,41 @@
+"""Parquet snapshots written part by part (`parquet_parts`): the file appears whole when the block
+ends, each part cast to the schema; a block that raises leaves the file as it was."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from prefpipe.store import parquet_parts, read_parquet, write_parquet
+
+SCHEMA = pa.schema([("name", pa.string()), ("round", pa.int64())])
+
+
+def test_parts_make_one_file_of_the_schema(tmp_path):
+    path = tmp_path / "sub" / "snap.parquet"
+    with parquet_parts(path, SCHEMA) as write:
+        write(pa.table({"round": [1, 2], "name": ["a", "b"]}))  # columns in another order
+        assert not path.exists()  # not before the block ends
+        write(pa.table({"name": ["c"], "round": pa.nulls(1, pa.int32())}))  # cast to int64
+        write(pa.table({"name": pa.array([], pa.string()), "round": pa.array([], pa.int64())}))
+    table = read_parquet(path)
+    assert table.schema == SCHEMA and table.to_pylist() == [
+        {"name": "a", "round": 1}, {"name": "b", "round": 2}, {"name": "c", "round": None}]
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2  # the empty part added none
+
+
+def test_nothing_written_leaves_an_empty_table_of_the_schema(tmp_path):
+    with parquet_parts(tmp_path / "empty.parquet", SCHEMA):
+        pass
+    assert read_parquet(tmp_path / "empty.parquet").schema == SCHEMA
+
+
+def test_a_block_that_raises_leaves_the_old_file(tmp_path):
+    path = tmp_path / "snap.parquet"
+    write_parquet(pa.table({"name": ["old"], "round": [0]}), path)
+    with pytest.raises(RuntimeError):
+        with parquet_parts(path, SCHEMA) as write:
+            write(pa.table({"name": ["new"], "round": [1]}))
+            raise RuntimeError("the import failed")
+    assert read_parquet(path).to_pylist() == [{"name": "old", "round": 0}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.parquet"]
