@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q $(FIND_LINKS) -r requirements.lock
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --compile-bytecode $(FIND_LINKS) -r requirements.lock
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
