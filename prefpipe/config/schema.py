@@ -21,7 +21,7 @@ PromptFormatName = literal(PromptFormat)
 class RuntimeParams:
     threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
     precision: Literal["fp32", "bf16", "auto"] = knob(
-        "fp32", "autocast dtype of training forward passes: fp32 | bf16 | auto (bf16 where the hardware "
+        "auto", "autocast dtype of training forward passes: fp32 | bf16 | auto (bf16 where the hardware "
         "runs it natively: CUDA with bf16, a CPU with AVX512-BF16 or AMX; else fp32)")
     processes: int = knob(1, "training processes; > 1 runs training stages under `accelerate launch`")
     accelerate_config: str = knob("", "accelerate config file for training stages (see infra/accelerate)")
@@ -101,7 +101,7 @@ class GenerateParams:
 class RewardParams:
     model: str = knob("", "reward-model init: '' = the SFT backbone with a fresh scalar head, or any "
                           "AutoModelForSequenceClassification path / hub id sharing the policy's tokenizer")
-    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=3.0, lr=5e-4))
+    optim: OptimParams = field(default_factory=lambda: OptimParams(epochs=2.0, lr=5e-4))
     val_fraction: float = knob(0.15, "share of labeled pairs (by prompt) held out for accuracy")
     margin_scale: float = knob(0.0, "Bradley-Terry margin: a pair of label confidence c needs a gap "
                                     "of margin_scale·c (Llama 2); 0 = no margin")
