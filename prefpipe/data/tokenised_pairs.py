@@ -5,9 +5,10 @@ the chosen and of the rejected response (as `encode_response`: a leading space, 
 and the label's confidence. As Python lists of ints those cost tens of bytes a token (the reward
 dataset of 50K pairs of ~700 tokens took 1.7 GB); here they are int32 list columns of an Arrow IPC
 file, tokenised `chunk_rows` pairs at a time with the tokenizer's batch call (the ids the per-row
-calls give) and read back memory-mapped: a trainer collates only the batch it draws, a row read
-from its own record batch, and the pages it touched are handed back to the page cache as it goes
-(MADV_DONTNEED), so memory stays flat in the number of pairs.
+calls give). The file is memory-mapped for its layout (each record batch's offsets, 4 bytes a row
+and column), and a row's ids are read with one pread from the page cache: a trainer collates only
+the batch it draws, and its memory stays flat in the number of pairs (mapped pages read at random
+would each count in its RSS).
 
 The file lives in a temp folder (under `workdir`, else $PREFPIPE_TOKENISED_DIR, else the system
 temp dir: never in a DVC-tracked folder) that `close()` removes, as does leaving a `with` block or,
@@ -35,8 +36,6 @@ import pyarrow.parquet as pq
 from prefpipe.models.formatting import TokenBatch, collate, prompt_text
 
 CHUNK_ROWS = 1024  # pairs tokenised per batch call and written per record batch
-RELEASE_BYTES = 32 * 2**20  # hand the mapped pages back after touching about this much
-FAULT_BYTES = 128 * 2**10  # reading a row maps in 64 KiB around its offsets and around its values
 IDS = pa.list_(pa.int32())
 SCHEMA = pa.schema([("prompt", IDS), ("chosen", IDS), ("rejected", IDS), ("confidence", pa.float64())])
 IDS_COLUMNS = ("prompt", "chosen", "rejected")
@@ -49,19 +48,18 @@ class TokenisedPairs:
 
     def __init__(self, path: str | Path, owned_dir: str | Path | None = None) -> None:
         self.path = Path(path)
-        with open(self.path, "rb") as handle:
-            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        if hasattr(mmap, "MADV_RANDOM"):
-            self._map.madvise(mmap.MADV_RANDOM)  # rows are drawn at random: no read-ahead
-        self._table = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(self._map))).read_all()
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        mapped = pa.py_buffer(self._map)
+        self._table = pa.ipc.open_file(pa.BufferReader(mapped)).read_all()
         batches = self._table.to_batches()
         self._starts = np.cumsum([0] + [batch.num_rows for batch in batches])  # each batch's first row
-        # per column, per record batch: (offsets, values) as numpy views of the mapped file; a row
-        # is read from its own batch (Arrow's take on a many-chunked column copies far more)
-        self._views = {name: [(batch.column(name).offsets.to_numpy(), batch.column(name).values.to_numpy())
-                              for batch in batches] for name in IDS_COLUMNS}
-        self._read = 0  # bytes touched since the mapped pages were last handed back
-        self._cleanup = weakref.finalize(self, _remove, owned_dir)
+        # per column, per record batch: its offsets (read into memory: 4 bytes a row) and where its
+        # values start in the file (the batch's buffers are views of the map, which is never read);
+        # a row is read from its own batch (Arrow's take on a many-chunked column copies far more)
+        self._where = {name: [self._layout(batch.column(name), mapped.address) for batch in batches]
+                       for name in IDS_COLUMNS}
+        self._cleanup = weakref.finalize(self, _close, self._fd, owned_dir)
 
     def __len__(self) -> int:
         return self._table.num_rows
@@ -79,16 +77,22 @@ class TokenisedPairs:
             raise IndexError(f"pair index out of range 0..{len(self) - 1}")
         chunk = np.searchsorted(self._starts, idx, side="right") - 1
         local = idx - self._starts[chunk]
-        out, read = [], 0
+        out = []
         for name in IDS_COLUMNS:
             rows = []
             for c, i in zip(chunk.tolist(), local.tolist()):
-                offsets, values = self._views[name][c]
-                rows.append(values[offsets[i]:offsets[i + 1]].tolist())
-                read += max(int(offsets[i + 1] - offsets[i]) * 4, FAULT_BYTES)
+                offsets, values_at = self._where[name][c]
+                first, end = offsets[i:i + 2].tolist()
+                raw = os.pread(self._fd, 4 * (end - first), values_at + 4 * first)
+                rows.append(np.frombuffer(raw, dtype="<i4").tolist())
             out.append(rows)
-        self._note_read(read)
         return tuple(out)
+
+    def _layout(self, column: pa.ListArray, base: int) -> tuple[np.ndarray, int]:
+        """(offsets, file position of the values) of one record batch's list column."""
+        offsets_at = column.buffers()[1].address - base + 4 * column.offset
+        raw = os.pread(self._fd, 4 * (len(column) + 1), offsets_at)
+        return np.frombuffer(raw, dtype="<i4"), column.values.buffers()[1].address - base
 
     def batch(self, tokenizer, idx: Sequence[int], max_length: int) -> TokenBatch:
         """One batch holding the chosen rows then the rejected rows (one forward pass for both)."""
@@ -100,19 +104,13 @@ class TokenisedPairs:
         return np.array(self._table.column("confidence").to_numpy(), dtype=np.float64)  # a copy
 
     def close(self) -> None:
-        """Unmap and delete the file (and its temp folder, if this object made it)."""
-        self._table = self._views = None
+        """Unmap, close and delete the file (and its temp folder, if this object made it)."""
+        self._table = self._where = None
         try:
             self._map.close()
         except BufferError:  # an Arrow view still held elsewhere: the map goes when it does
             pass
         self._cleanup()
-
-    def _note_read(self, nbytes: int) -> None:
-        self._read += nbytes
-        if self._read >= RELEASE_BYTES and hasattr(mmap, "MADV_DONTNEED"):
-            self._map.madvise(mmap.MADV_DONTNEED)  # file-backed: read again from the page cache
-            self._read = 0
 
 
 @contextlib.contextmanager
@@ -218,3 +216,8 @@ def _columns(piece: pa.Table | pa.RecordBatch | Sequence[Mapping]) -> dict[str, 
 def _remove(folder: str | Path | None) -> None:
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _close(fd: int, folder: str | Path | None) -> None:
+    os.close(fd)
+    _remove(folder)

@@ -1,5 +1,5 @@
 """The trainers' Arrow datasets: the same token ids and batches as the per-row encoders, any source
-(dicts, Arrow tables, record batches), pages handed back while reading, the file gone on close; and
+(dicts, Arrow tables, record batches, a Parquet file through a selection), the file gone on close; and
 the reward and DPO trainers' losses equal to those of the per-row Python-list path."""
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 import torch
 
-from prefpipe.data import tokenised_pairs
 from prefpipe.data.tokenised_pairs import closing_built, tokenise_pairs, tokenise_parquet
 from prefpipe.models.formatting import apply_prompt_format, collate, encode_prompt, encode_response
 from prefpipe.train import dpo, reward
@@ -113,26 +112,21 @@ def test_missing_confidence_and_finished_columns_take_the_defaults(tok):
         assert all(ids[-1] == tok.eos_token_id for ids in data.ids(range(5))[1])
 
 
-def test_reading_hands_pages_back_and_close_removes_the_file(tok, monkeypatch, tmp_path):
-    monkeypatch.setattr(tokenised_pairs, "RELEASE_BYTES", 64)
-    calls = []
-    data = tokenise_pairs(tok, sample_pairs(), workdir=tmp_path)
-    real = data._map
+def test_rows_are_read_from_the_file_and_close_removes_it(tok, tmp_path):
+    import os
 
-    class Spy:  # mmap objects can't be patched: count madvise calls through a stand-in
-        def madvise(self, flag):
-            calls.append(flag)
-            real.madvise(flag)
-
-        def close(self):
-            real.close()
-
-    data._map = Spy()
-    first = data.ids([0, 1])
-    assert calls and data.ids([0, 1]) == first  # read again after the pages went back
+    pairs = sample_pairs()
+    data = tokenise_pairs(tok, pairs, workdir=tmp_path, chunk_rows=8)
+    fd = data._fd
     assert data.path.parent.parent == tmp_path and data.path.exists()
+    assert data.ids([39, 0, 39]) == tuple([rows[39], rows[0], rows[39]] for rows in per_row(tok, pairs))
+    assert data.ids([]) == ([], [], [])
+    with pytest.raises(IndexError, match="out of range 0..39"):
+        data.ids([40])
     data.close()
     assert not data.path.parent.exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the file
 
 
 def test_closing_built_keeps_the_callers_own_dataset(tok):
