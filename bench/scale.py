@@ -151,13 +151,15 @@ def plot(results: list[dict], path: Path, threads: int, baseline: list[dict] | N
     import matplotlib.pyplot as plt
 
     figure, (speed, memory) = plt.subplots(1, 2, figsize=(13, 5))
+    names = list(dict.fromkeys(p["phase"] for p in [*results, *(baseline or [])]))
+    palette = plt.get_cmap("tab20")
     for run, style, suffix in ((baseline or [], "--", " (baseline)"), (results, "-", "")):
         for name in dict.fromkeys(p["phase"] for p in run):
             points = sorted((p["n"], rate(p), p["peak_mib"]) for p in run
                             if p["phase"] == name and not p.get("killed"))  # a killed step: in the table
-            ns = [x[0] for x in points]
-            speed.plot(ns, [x[1] for x in points], style, marker="o", label=name + suffix)
-            memory.plot(ns, [x[2] for x in points], style, marker="o", label=name + suffix)
+            ns, color = [x[0] for x in points], palette(names.index(name) % 20)  # a phase: one colour
+            speed.plot(ns, [x[1] for x in points], style, color=color, marker="o", label=name + suffix)
+            memory.plot(ns, [x[2] for x in points], style, color=color, marker="o", label=name + suffix)
     speed.set(xscale="log", yscale="log", xlabel="preference pairs N", ylabel="rows/s",
               title=f"Throughput ({threads} thread{'s' * (threads > 1)})")
     memory.set(xscale="log", xlabel="preference pairs N", ylabel="peak RSS of the step's process (MiB)",

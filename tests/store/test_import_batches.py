@@ -71,9 +71,11 @@ def records(n: int, seed: int) -> list[dict]:
     return out
 
 
-@pytest.fixture
-def small_batches(monkeypatch):
-    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+@pytest.fixture(params=[(3, 3), (3, 7)], ids=["write-each", "write-grouped"])
+def small_batches(request, monkeypatch):
+    """Rows read 3 at a time, written to the store 3 (or about 7) at a time."""
+    monkeypatch.setattr(importer, "BATCH_ROWS", request.param[0])
+    monkeypatch.setattr(importer, "WRITE_ROWS", request.param[1])
 
 
 @pytest.mark.parametrize("container", ["jsonl", "parquet"])

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +51,8 @@ MAX_CHARS = ImportingParams().max_chars  # label.importing.max_chars's default
 # ':' is in no annotator id (annotate.rules), so an imported label is never an annotator's answer.
 IMPORT_ANNOTATOR = "import:file"
 FIELDS = (("prompt", "prompt"), ("chosen", "chosen response"), ("rejected", "rejected response"))
-BATCH_ROWS = 5000  # rows read, checked, staged and written at a time
+BATCH_ROWS = 5000  # rows read, checked and staged at a time
+WRITE_ROWS = 20000  # staged rows written to the store per transaction (fewer, larger commits)
 BATCH_TYPES = {"seq": pa.int64(), "tokens_a": pa.int32(), "tokens_b": pa.int32()}  # the rest: text
 BATCH_SCHEMA = pa.schema([(name, BATCH_TYPES.get(name, pa.string())) for name in BATCH_COLUMNS])
 
@@ -257,9 +258,8 @@ def _import(store: Store, path: Path, fmt: str, source: str, category_column: st
         check_parsed(path, fmt, tally)
         spec = ImportSpec(path.name, source, GENERATION_KEY, IMPORT_ANNOTATOR)
         with store.imports.batched(spec) as writer, pa.OSFile(str(staged)) as handle:
-            reader = pa.ipc.open_file(handle)
-            for i in range(reader.num_record_batches):  # read one at a time, not memory-mapped
-                rows = writer.add(pa.Table.from_batches([reader.get_batch(i)]), write is not None)
+            for batch in _staged(pa.ipc.open_file(handle), WRITE_ROWS):
+                rows = writer.add(batch, write is not None)
                 if write is not None and rows.num_rows:
                     write(rows)
             added, preferences, pair_ids = writer.finish()
@@ -268,3 +268,15 @@ def _import(store: Store, path: Path, fmt: str, source: str, category_column: st
                         truncated=tally.truncated, new_prompts=added["prompts"],
                         new_candidates=added["candidates"], new_pairs=added["pairs"],
                         new_labels=added["labels"], pair_ids=pair_ids)
+
+
+def _staged(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.Table]:
+    """The staged batches, read one at a time (not memory-mapped), in tables of about `rows`."""
+    group: list[pa.RecordBatch] = []
+    for i in range(reader.num_record_batches):
+        group.append(reader.get_batch(i))
+        if sum(batch.num_rows for batch in group) >= rows:
+            yield pa.Table.from_batches(group)
+            group = []
+    if group:
+        yield pa.Table.from_batches(group)
