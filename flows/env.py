@@ -93,13 +93,23 @@ def start_prefect_server(log: Path, timeout_s: float = 90.0) -> str:
     with open(log, "w") as out:
         server = subprocess.Popen(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until_answering(api_url, server, log, timeout_s)
+    return api_url
+
+
+def wait_until_answering(api_url: str, server: subprocess.Popen, log: Path, timeout_s: float, *,
+                         name: str = "the Prefect server", timeout_setting: str = "",
+                         poll_s: float = 0.5) -> None:
+    """Poll `api_url`'s /health until it answers. The `server` process exiting first (its exit code),
+    or `timeout_s` passing (the URL, the wait and `timeout_setting`, the setting that sets it), is a
+    `PrefpipeError` that names the server's `log`; `name` says which server."""
     deadline = time.monotonic() + timeout_s
     while not server_healthy(api_url):
         if server.poll() is not None:
-            raise PrefpipeError(f"the Prefect server exited with code {server.returncode} before it "
-                                f"answered; its log: {log}")
-        if time.monotonic() > deadline:
-            raise PrefpipeError(f"the Prefect server on {api_url} did not answer within {timeout_s:.0f} s; "
+            raise PrefpipeError(f"{name} exited with code {server.returncode} before it answered; "
                                 f"its log: {log}")
-        time.sleep(0.5)
-    return api_url
+        if time.monotonic() > deadline:
+            setting = f" ({timeout_setting})" if timeout_setting else ""
+            raise PrefpipeError(f"{name} on {api_url} did not answer within {timeout_s:.0f} s{setting}; "
+                                f"its log: {log}")
+        time.sleep(poll_s)

@@ -19,11 +19,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from flows.env import server_healthy
-from prefpipe.errors import PrefpipeError
+from flows.env import wait_until_answering
 
 # What Prefect's SubprocessASGIServer sets for its temporary server (prefect/server/api/server.py)
 EPHEMERAL_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
@@ -69,15 +67,8 @@ class TemporaryServer:
     def ready(self) -> None:
         """Wait until the server answers; a server that exits or stays silent past the timeout is a
         PrefpipeError naming its log."""
-        deadline = time.monotonic() + self.timeout_s
-        while not server_healthy(self.api_url, timeout=2.0):
-            if self.process.poll() is not None:
-                raise PrefpipeError(f"the temporary Prefect server exited with code "
-                                    f"{self.process.returncode} before it answered; its log: {self.log}")
-            if time.monotonic() > deadline:
-                raise PrefpipeError(f"the temporary Prefect server on {self.api_url} did not answer "
-                                    f"within {self.timeout_s:.0f} s ({TIMEOUT_KEY}); its log: {self.log}")
-            time.sleep(0.1)
+        wait_until_answering(self.api_url, self.process, self.log, self.timeout_s,
+                             name="the temporary Prefect server", timeout_setting=TIMEOUT_KEY, poll_s=0.1)
 
     def stop(self) -> None:
         """Once Prefect has sent what it still queues for the API (the run's last log lines and

@@ -39,11 +39,10 @@ def write_inputs(marked: bool) -> None:
     pq.write_table(pa.Table.from_pylist(prompts), paths.PROMPTS)
 
 
-def run_label(tmp_path, base_url: str, caplog, max_retries: int = 3) -> dict:
-    http = {"base_url": base_url, "model": "judge-model", "concurrency": 4, "max_retries": max_retries,
-            "cache_path": str(tmp_path / "critic_cache.sqlite")}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"label": {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http}}}))
+def label_with(tmp_path, caplog, section: dict) -> dict:
+    """The label stage run with `section` as params.yaml's `label` (round one written to the store
+    the first time), its log in a cleared `caplog`; returns its metrics."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"label": section}))
     params = load_params(tmp_path / "params.yaml", check_paths=False)
     caplog.clear()
     store = Store(tmp_path / "store" / "prefpipe.duckdb")
@@ -52,6 +51,17 @@ def run_label(tmp_path, base_url: str, caplog, max_retries: int = 3) -> dict:
     with caplog.at_level(logging.INFO, logger="prefpipe"):
         label(params, store)
     return json.loads((paths.METRICS / "label.json").read_text())
+
+
+def critic_only(http: dict, **more) -> dict:
+    """params.yaml's `label` that routes every pair to the critic with the http judge `http`, plus `more`."""
+    return {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http}, **more}
+
+
+def run_label(tmp_path, base_url: str, caplog, max_retries: int = 3) -> dict:
+    http = {"base_url": base_url, "model": "judge-model", "concurrency": 4, "max_retries": max_retries,
+            "cache_path": str(tmp_path / "critic_cache.sqlite")}
+    return label_with(tmp_path, caplog, critic_only(http))
 
 
 @pytest.fixture
@@ -130,14 +140,8 @@ def test_your_prompts_with_answers_are_verified_and_those_without_go_undecided(i
     pq.write_table(pa.Table.from_pylist(prompts), paths.PROMPTS)
     with OpenAIServer() as server:
         http = {"base_url": server.base_url, "model": "judge-model", "cache_path": ""}
-        (in_tmp / "params.yaml").write_text(yaml.safe_dump({"label": {
-            "routing": {"math": "verifier", "default": "critic"},
-            "critic": {"judge": "http", "http": http}}}))
-        store = Store(in_tmp / "store" / "prefpipe.duckdb")
-        write_round_one(store)
-        with caplog.at_level(logging.INFO, logger="prefpipe"):
-            label(load_params(in_tmp / "params.yaml", check_paths=False), store)
-    metrics = json.loads((paths.METRICS / "label.json").read_text())
+        metrics = label_with(in_tmp, caplog, {"routing": {"math": "verifier", "default": "critic"},
+                                              "critic": {"judge": "http", "http": http}})
     assert metrics["count_verifier_b"] == 1 and metrics["count_verifier"] == 1
     assert metrics["verifier_unverifiable"] == 1 and metrics["count_critic_a"] == 2
     final = {row["pair_id"]: row["source"] for row in pq.read_table(paths.LABELS).to_pylist()}
@@ -148,16 +152,7 @@ def test_your_prompts_with_answers_are_verified_and_those_without_go_undecided(i
 def run_label_importing(tmp_path, base_url: str, caplog, imports: list[dict]) -> dict:
     """run_label with `label.imports`."""
     http = {"base_url": base_url, "model": "judge-model", "cache_path": str(tmp_path / "critic_cache.sqlite")}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"label": {"routing": {"default": "critic"}, "critic": {"judge": "http", "http": http},
-                   "imports": imports}}))
-    params = load_params(tmp_path / "params.yaml", check_paths=False)
-    store = Store(tmp_path / "store" / "prefpipe.duckdb")
-    if not paths.ROUND_INFO.exists():
-        write_round_one(store)
-    with caplog.at_level(logging.INFO, logger="prefpipe"):
-        label(params, store)
-    return json.loads((paths.METRICS / "label.json").read_text())
+    return label_with(tmp_path, caplog, critic_only(http, imports=imports))
 
 
 def test_imported_preferences_join_the_snapshot_and_a_bad_file_leaves_it_as_it_was(in_tmp, caplog):
