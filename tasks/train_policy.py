@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from prefpipe.config.schema import Params
+from prefpipe.data.tokenised_pairs import tokenise_parquet
 from prefpipe.models.io import holds_shards, load_causal_lm, load_reward_model, load_tokenizer, save_model
 from prefpipe.models.policy_value import PolicyWithValue, apply_lora, merged_lm
 from prefpipe.models.scoring import scalar_rewards
@@ -110,29 +112,34 @@ def training_prompts(params: Params) -> list[WorldPrompt]:
 
 def run_dpo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:
     number = int(read_round_info()["round"])
-    preferences = select_rounds(rows(read_parquet(paths.PREFERENCES)), params.rounds.data,
-                                params.rounds.window, number)
-    if not preferences:
-        raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on "
-                              f"(rounds.data {params.rounds.data}, round {number})")
     dpo = params.policy.dpo
     max_length = params.model.n_positions
-    context = train_context(params, "train_policy", _inputs(params, paths.PREFERENCES),
-                            {"dpo": dpo, "rounds": params.rounds} if _from_generator(params) else dpo)
-    # reference log-probs are precomputed (none for a reference-free variant), at the policy's
-    # precision: only the policy stays in memory
-    ref_chosen, ref_rejected = reference_for(variant_for(dpo),
-                                             lambda: load_causal_lm(reference_model(params)),
-                                             tokenizer, preferences, max_length, context.precision)
-    policy = load_causal_lm(start_model(params))
-    if params.policy.lora.rank:
-        policy = apply_lora(policy, params.policy.lora)
-    log.info("DPO (%s) on %d pairs (beta %.3g, lr %.3g)", dpo.loss, len(preferences), dpo.beta,
-             dpo.optim.lr)
-    history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
-                        params.seed, context)
+    # tokenised once, a Parquet record batch at a time, for the reference log-probs and training both
+    with tokenise_parquet(tokenizer, paths.PREFERENCES, keep=rounds_kept(params, number)) as preferences:
+        if not len(preferences):
+            raise StageInputError(f"{paths.PREFERENCES}: no decisive preferences to train on "
+                                  f"(rounds.data {params.rounds.data}, round {number})")
+        context = train_context(params, "train_policy", _inputs(params, paths.PREFERENCES),
+                                {"dpo": dpo, "rounds": params.rounds} if _from_generator(params) else dpo)
+        # reference log-probs are precomputed (none for a reference-free variant), at the policy's
+        # precision: only the policy stays in memory
+        ref_chosen, ref_rejected = reference_for(variant_for(dpo),
+                                                 lambda: load_causal_lm(reference_model(params)),
+                                                 tokenizer, preferences, max_length, context.precision)
+        policy = load_causal_lm(start_model(params))
+        if params.policy.lora.rank:
+            policy = apply_lora(policy, params.policy.lora)
+        pairs = len(preferences)
+        log.info("DPO (%s) on %d pairs (beta %.3g, lr %.3g)", dpo.loss, pairs, dpo.beta, dpo.optim.lr)
+        history = train_dpo(policy, tokenizer, preferences, ref_chosen, ref_rejected, dpo, max_length,
+                            params.seed, context)
     save_policy(policy, tokenizer, context.runtime, params)
-    return history, {"pairs": len(preferences), "loss_kind": dpo.loss}
+    return history, {"pairs": pairs, "loss_kind": dpo.loss}
+
+
+def rounds_kept(params: Params, number: int) -> Callable[[list[dict]], list[dict]]:
+    """The rows of a preferences batch round `number` trains DPO on (`rounds.data`, `select_rounds`)."""
+    return lambda rows: select_rounds(rows, params.rounds.data, params.rounds.window, number)
 
 
 def run_ppo(params: Params, tokenizer: PreTrainedTokenizerBase) -> tuple[list[dict], dict]:

@@ -148,12 +148,18 @@ def tokenise_parquet(tokenizer, path: str | Path, keep: Callable[[list[dict]], l
     """`tokenise_pairs` of a preferences Parquet file read a record batch at a time, each batch's
     rows passed through `keep` first (a stage's selection: a train split, the rounds it trains on),
     so no more than a batch of the file is ever held as Python rows."""
-    def kept() -> Iterator[list[dict]]:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            rows = batch.to_pylist()
-            yield keep(rows) if keep is not None else rows
+    return tokenise_pairs(tokenizer, parquet_rows(path, keep, chunk_rows=chunk_rows), workdir, chunk_rows)
 
-    return tokenise_pairs(tokenizer, kept(), workdir, chunk_rows)
+
+def parquet_rows(path: str | Path, keep: Callable[[list[dict]], list[dict]] | None = None,
+                 columns: Sequence[str] | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict]]:
+    """A Parquet file's rows as dicts (of `columns` only, if given), a record batch at a time, each
+    batch passed through `keep` first. A missing file raises at the call, not at the first batch."""
+    path = Path(path)
+    if not path.exists():  # prefpipe.store.read_parquet's message
+        raise FileNotFoundError(f"{path}: missing; run the stage that writes it first")
+    batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns)
+    return (keep(batch.to_pylist()) if keep is not None else batch.to_pylist() for batch in batches)
 
 
 def encode_chunk(tokenizer, columns: Mapping[str, list]) -> pa.RecordBatch:

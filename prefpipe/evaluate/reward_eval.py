@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 from prefpipe.seeds import SplitPurpose, split_position
 from prefpipe.world.gold import prefer
@@ -10,11 +11,23 @@ from prefpipe.world.prompts import WorldPrompt
 
 def split_by_prompt(preferences: list[dict], val_fraction: float, seed: int) -> tuple[list, list]:
     """(train, val) with every pair of a prompt on the same side, so val prompts are unseen."""
+    held_out = held_out_prompts((row["prompt_id"] for row in preferences), val_fraction, seed)
     train, val = [], []
     for row in preferences:
-        position = split_position(seed, SplitPurpose.REWARD_VALIDATION, row["prompt_id"])
-        (val if position < val_fraction else train).append(row)
+        (val if row["prompt_id"] in held_out else train).append(row)
     return train, val
+
+
+def held_out_prompts(prompt_ids: Iterable[str], val_fraction: float, seed: int) -> set[str]:
+    """Those of `prompt_ids` whose pairs `split_by_prompt` puts in validation: the split is row-wise
+    given this set, so a stage can select either side a record batch at a time."""
+    return {prompt_id for prompt_id in set(prompt_ids)
+            if split_position(seed, SplitPurpose.REWARD_VALIDATION, prompt_id) < val_fraction}
+
+
+def on_side(held_out: set[str], validation: bool) -> Callable[[list[dict]], list[dict]]:
+    """The rows of a batch on one side of the split `held_out` (`held_out_prompts`) makes, in order."""
+    return lambda rows: [row for row in rows if (row["prompt_id"] in held_out) == validation]
 
 
 def ranking_report(val: list[dict], chosen_scores: list[float], rejected_scores: list[float],

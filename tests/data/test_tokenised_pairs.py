@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from prefpipe.data.tokenised_pairs import closing_built, tokenise_pairs, tokenise_parquet
+from prefpipe.data.tokenised_pairs import closing_built, parquet_rows, tokenise_pairs, tokenise_parquet
 from prefpipe.models.formatting import apply_prompt_format, collate, encode_prompt, encode_response
 from prefpipe.train import dpo, reward
 from tests.train import tiny
@@ -102,6 +102,24 @@ def test_a_parquet_file_is_read_a_batch_at_a_time_through_the_stages_selection(t
     with tokenise_parquet(tok, path, keep, chunk_rows=8) as data:
         assert data.ids(range(len(kept))) == per_row(tok, kept)
     assert seen == [8] * 5 and 0 < len(kept) < len(pairs)
+
+
+def test_parquet_rows_reads_the_columns_asked_a_batch_at_a_time_and_a_missing_file_at_once(tmp_path):
+    import pyarrow.parquet as pq
+
+    pairs = tiny.pairs(20)
+    path = tmp_path / "preferences.parquet"
+    pq.write_table(pa.Table.from_pylist(pairs), path)
+    parts = list(parquet_rows(path, columns=["prompt_id"], chunk_rows=8))
+    assert [len(part) for part in parts] == [8, 8, 4]
+    assert [row for part in parts for row in part] == [{"prompt_id": p["prompt_id"]} for p in pairs]
+    assert [row for part in parquet_rows(path, lambda rows: rows[:1], chunk_rows=8) for row in part] == \
+        [pairs[0], pairs[8], pairs[16]]
+    with pytest.raises(FileNotFoundError, match="nothing.parquet: missing; run the stage that writes it"):
+        parquet_rows(tmp_path / "nothing.parquet")  # before any batch is asked for
+    with pytest.raises(FileNotFoundError, match="missing"):
+        tokenise_parquet(None, tmp_path / "nothing.parquet", workdir=tmp_path)
+    assert list(tmp_path.iterdir()) == [path]  # no temp folder left behind
 
 
 def test_missing_confidence_and_finished_columns_take_the_defaults(tok):
