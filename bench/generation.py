@@ -9,13 +9,16 @@ sampling knobs and batch size, and decode what they drew: prefpipe through `samp
 own KV-cached loop, length-bucketed batches), HF through `model.generate(do_sample=True, ...)` on
 the batches in prompt order with HF's defaults otherwise (how prefpipe sampled before). A figure is
 generated tokens (EOS included) per second, the median of --repeats runs after a warm-up batch,
-on --device (default: the GPU where there is one).
+on --device (default: the GPU where there is one). --precision fp32,bf16 measures both samplers at
+each precision in turn (bf16: the forwards under bf16 autocast on both sides, as `precision`
+"bf16" runs prefpipe's sampler); "vs fp32" compares a sampler with itself at fp32.
 
 Run: .venv/bin/python bench/generation.py [--threads 2] [--prompts 256] [--repeats 3]
-     [--sft-steps 0] [--model PATH] [--device cpu|cuda]"""
+     [--sft-steps 0] [--model PATH] [--device cpu|cuda] [--precision fp32|bf16|fp32,bf16]"""
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -64,12 +67,15 @@ def embedded_world(params, sft_steps: int, workdir: Path):
     return tokenizer, model.eval(), [r["prompt"] for r in rows]
 
 
-def prefpipe_tokens(model, tokenizer, texts, n, sampling, seed, max_length) -> int:
-    samples = sample_responses(model, tokenizer, texts, n, sampling, seed, max_length=max_length)
+def prefpipe_tokens(model, tokenizer, texts, n, sampling, seed, max_length,
+                    precision: str = "fp32") -> int:
+    samples = sample_responses(model, tokenizer, texts, n, sampling, seed, max_length=max_length,
+                               precision=precision)
     return sum(s.num_tokens + s.finished for s in samples)
 
 
-def hf_tokens(model, tokenizer, texts, n, sampling, seed, max_length) -> int:
+def hf_tokens(model, tokenizer, texts, n, sampling, seed, max_length, precision: str = "fp32"
+              ) -> int:
     """HF `generate` on the batches in prompt order, decoded as prefpipe decodes; generated tokens."""
     encoded, _ = encode_prompts(tokenizer, texts, max_length, sampling.max_new_tokens)
     eos, total = tokenizer.eos_token_id, 0
@@ -77,11 +83,12 @@ def hf_tokens(model, tokenizer, texts, n, sampling, seed, max_length) -> int:
         ids, attention = (t.to(model.device) for t in left_padded(
             encoded[start: start + sampling.batch_size], tokenizer.pad_token_id))
         torch.manual_seed(seed + start)
-        out = model.generate(input_ids=ids, attention_mask=attention, do_sample=True,
-                             temperature=sampling.temperature, top_k=sampling.top_k or None,
-                             top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
-                             num_return_sequences=n, eos_token_id=eos,
-                             pad_token_id=tokenizer.pad_token_id)[:, ids.shape[1]:]
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model.generate(input_ids=ids, attention_mask=attention, do_sample=True,
+                                 temperature=sampling.temperature, top_k=sampling.top_k or None,
+                                 top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens,
+                                 num_return_sequences=n, eos_token_id=eos,
+                                 pad_token_id=tokenizer.pad_token_id)[:, ids.shape[1]:]
         is_eos = out == eos
         ended = is_eos.any(1)
         lengths = torch.where(ended, is_eos.int().argmax(1) + 1, out.shape[1]).tolist()
@@ -112,7 +119,12 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=0, help="SFT steps of the embedded model")
     parser.add_argument("--model", help="a HF causal LM folder (with its tokenizer) instead")
     parser.add_argument("--device", default=str(sampling_device()))
+    parser.add_argument("--precision", default="fp32",
+                        help="fp32, bf16, or both comma-separated (each measured in turn)")
     args = parser.parse_args()
+    precisions = args.precision.split(",")
+    if not set(precisions) <= {"fp32", "bf16"}:
+        parser.error(f"--precision takes fp32 and/or bf16, got {args.precision!r}")
     torch.set_num_threads(args.threads)
     params = load_params(ROOT / "params.yaml", check_paths=False)
     with tempfile.TemporaryDirectory() as workdir:
@@ -130,16 +142,18 @@ def main() -> None:
                             else "embedded GPT-2, random init")
     print(f"{source}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, "
           f"{args.device}, {args.threads} thread(s), {args.prompts} prompts, median of {args.repeats}")
-    print(f"{'setting':9} {'sampler':12} {'rows':>5} {'tokens/row':>10} {'tokens/s':>9} "
-          f"{'tokens/cpu-s':>12} {'vs HF':>6}")
+    print(f"{'setting':9} {'sampler':12} {'prec':4} {'rows':>5} {'tokens/row':>10} {'tokens/s':>9} "
+          f"{'tokens/cpu-s':>12} {'vs HF':>6} {'cpu-s vs ' + precisions[0]:>15}")
     for name, (sampling, n) in settings.items():
-        rows = args.prompts * n
-        hf = measure(hf_tokens, model, tokenizer, texts, n, sampling, args.repeats, max_length)
-        ours = measure(prefpipe_tokens, model, tokenizer, texts, n, sampling, args.repeats,
-                       max_length)
-        for sampler, (wall, cpu, tokens) in (("HF generate", hf), ("prefpipe", ours)):
-            print(f"{name:9} {sampler:12} {rows:5d} {tokens / rows:10.1f} {wall:9.0f} {cpu:12.0f} "
-                  f"{wall / hf[0]:6.2f}")
+        rows, first = args.prompts * n, {}
+        for precision in precisions:
+            hf, ours = (measure(functools.partial(sampler, precision=precision), model, tokenizer,
+                                texts, n, sampling, args.repeats, max_length)
+                        for sampler in (hf_tokens, prefpipe_tokens))
+            for sampler, (wall, cpu, tokens) in (("HF generate", hf), ("prefpipe", ours)):
+                base = first.setdefault(sampler, cpu)
+                print(f"{name:9} {sampler:12} {precision:4} {rows:5d} {tokens / rows:10.1f} "
+                      f"{wall:9.0f} {cpu:12.0f} {wall / hf[0]:6.2f} {cpu / base:15.2f}")
 
 
 if __name__ == "__main__":

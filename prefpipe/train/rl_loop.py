@@ -33,6 +33,7 @@ from prefpipe.train.callbacks import StepInfo, notify
 from prefpipe.train.common import disable_dropout, make_optimizer
 from prefpipe.train.distributed import Runtime
 from prefpipe.train.loop import TrainContext, stop_requested
+from prefpipe.train.precision import attention_for
 from prefpipe.train.rollout import (
     Rollout,
     draw_prompts,
@@ -139,7 +140,10 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
     `reference` None: the policy with its LoRA adapters off is the reference, or, without LoRA,
     what `algorithm.check_reference` allows (PPO: the sampling policy itself, with a warning;
     GRPO: an error unless its kl_beta is 0). After each iteration `context.callbacks` see its row
-    (`StepInfo`, one step per iteration) and may end the run early, as in the supervised loop."""
+    (`StepInfo`, one step per iteration) and may end the run early, as in the supervised loop.
+    Under bf16 on a CPU the policy and the reference compute attention eagerly throughout
+    (`precision.attention_for`): training steps are faster, and the log-probs the sampling pass
+    records match those of the training forward, as they would not across the two kernels."""
     context = context or TrainContext()
     runtime, checkpointer, a = context.runtime, context.checkpointer, algorithm
     refuse_fsdp(runtime)
@@ -155,9 +159,11 @@ def rl_loop(algorithm: RLAlgorithm, policy: torch.nn.Module, reference: torch.nn
     start, history = checkpointer.restore(policy, optimizer, scheduler, a.extras)
     trained, optimizer = runtime.prepare(policy, optimizer)
     unwrapped = runtime.unwrap(trained)
-    name = f"train_policy ({a.name})"
-    with Progress(a.iterations - start, name + (f" resumed at {start}" if start else ""),
-                  "iteration", enabled=runtime.is_main) as progress:
+    name, device_type = f"train_policy ({a.name})", runtime.device.type
+    with (attention_for(unwrapped.generator(), context.precision, device_type),
+          attention_for(reference, context.precision, device_type),
+          Progress(a.iterations - start, name + (f" resumed at {start}" if start else ""),
+                   "iteration", enabled=runtime.is_main) as progress):
         for iteration in range(start, a.iterations):
             began = time.perf_counter()
             chosen = runtime.shard(draw_prompts(len(prompts), a.prompts_per_iteration, seed,
