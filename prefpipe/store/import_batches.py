@@ -1,12 +1,16 @@
 """Writing one imported preference file into the store a batch at a time (`store.imports.batched`).
 
 The importer (`prefpipe.data.interchange`) parses a batch of rows, gives each its ids and hands it
-over as an Arrow table of BATCH_COLUMNS, in file order. The rules are the ones `insert_new` applies
-to a whole file: a row whose key the store holds is left as it is, and within the file the first
-occurrence of a prompt, candidate, pair or label is the one written. A candidate's sample_index
-counts its prompt's distinct responses in the file in order of first appearance (chosen before
-rejected). What the file has seen so far (its candidates, pairs and prompt categories) is kept in
-the connection's TEMP tables, ids only, so Python holds one batch at a time.
+over as an Arrow table of BATCH_COLUMNS, in file order, each row saying which of its prompt,
+candidates and pair are the file's first (`new_prompt`; `sample_a`/`sample_b`, the candidate's
+sample_index, null where the file gave it earlier; `new_pair`), with its prompt's category as the
+file first gave it: the file's own rules are applied before the store is touched
+(`prefpipe.data.interchange.batches`). The store's rule is the one `insert_new` applies: a row whose
+key the store holds is left as it is. Each INSERT here is the batch's firsts less the keys the
+store held when the writer began (an anti-join with the connection's TEMP tables of those keys:
+no index probe and no conflict handling per row, as INSERT OR IGNORE has, and no scan of what the
+import itself added, which grows batch by batch). A key another writer adds meanwhile fails the
+batch's INSERT: the keys are taken again and the batch retried, once.
 
 Each batch is a transaction of its own: DuckDB keeps a transaction's inserts in memory until it
 commits (a whole 500K-pair file in one would hold it all), so the importer checks the whole file
@@ -22,73 +26,38 @@ import duckdb
 import pyarrow as pa
 
 IMPORT_SETTINGS = {"memory_limit": "256MB", "checkpoint_threshold": "64MB"}
-BATCH_COLUMNS = ("seq", "row_where", "prompt_id", "category", "prompt", "candidate_a", "chosen",
-                 "tokens_a", "candidate_b", "rejected", "tokens_b", "pair_id", "label_id")
-WRITTEN = ("prompts", "candidates", "pairs", "labels")
+BATCH_COLUMNS = ("seq", "row_where", "prompt_id", "category", "prompt", "new_prompt", "candidate_a",
+                 "chosen", "tokens_a", "sample_a", "candidate_b", "rejected", "tokens_b", "sample_b",
+                 "pair_id", "label_id", "new_pair")
+KEYS = {"prompts": "prompt_id", "candidates": "candidate_id", "pairs": "pair_id", "labels": "label_id"}
+WRITTEN = tuple(KEYS)
 
-SEEN = """
-CREATE TEMP TABLE import_prompts (prompt_id VARCHAR, category VARCHAR);
-CREATE TEMP TABLE import_candidates (candidate_id VARCHAR, prompt_id VARCHAR);
-CREATE TEMP TABLE import_pairs (pair_id VARCHAR, seq BIGINT);
-"""
-NEW_PROMPTS = """
-INSERT INTO import_prompts
-SELECT prompt_id, category FROM incoming
-WHERE prompt_id NOT IN (SELECT prompt_id FROM import_prompts)
-QUALIFY row_number() OVER (PARTITION BY prompt_id ORDER BY seq) = 1
-"""
 INSERT_PROMPTS = """
-INSERT OR IGNORE INTO prompts (prompt_id, source, category, prompt, meta, split)
-SELECT prompt_id, ?, category, prompt, NULL, 'train' FROM incoming
-QUALIFY row_number() OVER (PARTITION BY prompt_id ORDER BY seq) = 1
+INSERT INTO prompts (prompt_id, source, category, prompt, meta, split)
+SELECT prompt_id, ?, category, prompt, NULL, 'train'
+FROM incoming ANTI JOIN import_known_prompts USING (prompt_id) WHERE new_prompt
 """
-# The batch's candidates new to the file, numbered after those its prompt had in earlier batches
-# (ids and places only: the text stays in `incoming`, at row pos // 2, chosen if pos is even).
-NEW_CANDIDATES = """
-CREATE OR REPLACE TEMP TABLE import_batch_candidates AS
-WITH sides AS (
-    SELECT candidate_a AS candidate_id, prompt_id, 2 * seq AS pos FROM incoming
-    UNION ALL
-    SELECT candidate_b, prompt_id, 2 * seq + 1 FROM incoming),
-new AS (
-    SELECT * FROM sides WHERE candidate_id NOT IN (SELECT candidate_id FROM import_candidates)
-    QUALIFY row_number() OVER (PARTITION BY candidate_id ORDER BY pos) = 1),
-earlier AS (
-    SELECT prompt_id, count(*) AS n FROM import_candidates
-    WHERE prompt_id IN (SELECT prompt_id FROM new) GROUP BY prompt_id)
-SELECT new.*, coalesce(earlier.n, 0) + row_number() OVER (PARTITION BY new.prompt_id ORDER BY new.pos) - 1
-       AS sample_index
-FROM new LEFT JOIN earlier USING (prompt_id)
-"""
+# Chosen (candidate a) before rejected, row by row: the order `sample_index` counts in.
 INSERT_CANDIDATES = """
-INSERT OR IGNORE INTO candidates (candidate_id, prompt_id, model_version, generation_key, sample_index,
-                                  response, finished, num_tokens)
-SELECT c.candidate_id, c.prompt_id, ?, ?, c.sample_index,
-       CASE WHEN c.pos % 2 = 0 THEN i.chosen ELSE i.rejected END, true,
-       CASE WHEN c.pos % 2 = 0 THEN i.tokens_a ELSE i.tokens_b END
-FROM import_batch_candidates c JOIN incoming i ON i.seq = c.pos // 2
-"""
-NEW_PAIRS = """
-CREATE OR REPLACE TEMP TABLE import_batch_pairs AS
-SELECT seq, row_where, prompt_id, candidate_a, candidate_b, pair_id, label_id FROM incoming
-WHERE pair_id NOT IN (SELECT pair_id FROM import_pairs)
-QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY seq) = 1
+INSERT INTO candidates (candidate_id, prompt_id, model_version, generation_key, sample_index,
+                        response, finished, num_tokens)
+SELECT * FROM (
+    SELECT candidate_a, prompt_id, ?, ?, sample_a, chosen, true, tokens_a
+    FROM incoming WHERE sample_a IS NOT NULL
+    UNION ALL
+    SELECT candidate_b, prompt_id, ?, ?, sample_b, rejected, true, tokens_b
+    FROM incoming WHERE sample_b IS NOT NULL) AS new (candidate_id)
+ANTI JOIN import_known_candidates USING (candidate_id)
 """
 INSERT_PAIRS = """
-INSERT OR IGNORE INTO pairs (pair_id, prompt_id, candidate_a, candidate_b, generation_key)
-SELECT pair_id, prompt_id, candidate_a, candidate_b, ? FROM import_batch_pairs
+INSERT INTO pairs (pair_id, prompt_id, candidate_a, candidate_b, generation_key)
+SELECT pair_id, prompt_id, candidate_a, candidate_b, ?
+FROM incoming ANTI JOIN import_known_pairs USING (pair_id) WHERE new_pair
 """
 INSERT_LABELS = """
-INSERT OR IGNORE INTO labels (label_id, pair_id, source, annotator, choice, confidence, rationale)
-SELECT label_id, pair_id, ?, ?, 'a', 1.0, ? || row_where FROM import_batch_pairs
-"""
-# The label stage's preference rows of the batch's pairs new to the file (chosen = candidate a),
-# each with its prompt's category as the file first gave it.
-PREFERENCE_ROWS = """
-SELECT b.pair_id, b.prompt_id, i.prompt, p.category, i.chosen, true AS chosen_finished,
-       i.rejected, true AS rejected_finished, ? AS source, 1.0::DOUBLE AS confidence
-FROM import_batch_pairs b JOIN incoming i USING (seq) JOIN import_prompts p ON p.prompt_id = b.prompt_id
-ORDER BY b.seq
+INSERT INTO labels (label_id, pair_id, source, annotator, choice, confidence, rationale)
+SELECT label_id, pair_id, ?, ?, 'a', 1.0, ? || row_where
+FROM incoming ANTI JOIN import_known_labels USING (label_id) WHERE new_pair
 """
 
 
@@ -110,41 +79,42 @@ class ImportWriter:
         for name, value in IMPORT_SETTINGS.items():
             con.execute(f"SET {name} = '{value}'")
         self.before = {name: _count(con, name) for name in WRITTEN}
-        con.execute(SEEN)
+        self._know()
 
-    def add(self, batch: pa.Table, preference_rows: bool = False) -> pa.Table | None:
-        """Write one batch (BATCH_COLUMNS, later batches after earlier ones) in one transaction; with
-        `preference_rows`, return the preference rows of the pairs new to the file, in file order."""
+    def _know(self) -> None:
+        """The keys the store holds, in TEMP tables (empty for a new store)."""
+        for table, key in KEYS.items():
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE import_known_{table} AS "
+                             f"SELECT {key} FROM {table}")
+
+    def add(self, batch: pa.Table) -> None:
+        """Write one batch (BATCH_COLUMNS, later batches after earlier ones) in one transaction."""
+        try:
+            self._write(batch)
+        except duckdb.ConstraintException:  # a key another writer added since `_know`
+            self._know()
+            self._write(batch)
+
+    def _write(self, batch: pa.Table) -> None:
         con, spec = self.con, self.spec
+        model_version = f"imported:{spec.file_name}"
         con.register("incoming", batch.select(list(BATCH_COLUMNS)))
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(NEW_PROMPTS)
             con.execute(INSERT_PROMPTS, [spec.file_name])
-            con.execute(NEW_CANDIDATES)
-            con.execute("INSERT INTO import_candidates SELECT candidate_id, prompt_id "
-                        "FROM import_batch_candidates")
-            con.execute(INSERT_CANDIDATES, [f"imported:{spec.file_name}", spec.generation_key])
-            con.execute(NEW_PAIRS)
-            con.execute("INSERT INTO import_pairs SELECT pair_id, seq FROM import_batch_pairs")
+            con.execute(INSERT_CANDIDATES, [model_version, spec.generation_key] * 2)
             con.execute(INSERT_PAIRS, [spec.generation_key])
             con.execute(INSERT_LABELS, [spec.source, spec.annotator, f"imported from {spec.file_name} "])
-            rows = None
-            if preference_rows:
-                rows = con.sql(PREFERENCE_ROWS, params=[spec.source]).to_arrow_table()
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             con.unregister("incoming")
         con.execute("COMMIT")
-        return rows
 
-    def finish(self) -> tuple[dict[str, int], int, tuple[str, ...]]:
-        """(rows added per table, the file's distinct pairs, their ids in file order)."""
-        added = {name: _count(self.con, name) - self.before[name] for name in WRITTEN}
-        pair_ids = self.con.sql("SELECT pair_id FROM import_pairs ORDER BY seq").to_arrow_table()
-        return added, pair_ids.num_rows, tuple(pair_ids.column("pair_id").to_pylist())
+    def finish(self) -> dict[str, int]:
+        """The rows added per table."""
+        return {name: _count(self.con, name) - self.before[name] for name in WRITTEN}
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -6,9 +6,9 @@ ids, chosen/rejected) stay in `prefpipe.data.interchange`; this module holds the
     added = store.imports.insert_new({"prompts": [...], "candidates": [...], "pairs": [...],
                                       "labels": [...]})
     with store.imports.batched(ImportSpec("prefs.jsonl", "import", gen_key, "import:file")) as writer:
-        for batch in batches:  # pa.Table of BATCH_COLUMNS, in file order
+        for batch in batches:  # pa.Table of BATCH_COLUMNS, in file order, firsts marked
             writer.add(batch)
-        added, pairs, pair_ids = writer.finish()
+        added = writer.finish()  # rows added per table
     votes = store.exports.decisive_votes()
 """
 from __future__ import annotations

@@ -11,9 +11,11 @@ import pyarrow as pa
 import pytest
 
 from prefpipe.data.interchange import import_for_training, import_preferences, importer
+from prefpipe.data.interchange.batches import FileFirsts
 from prefpipe.data.interchange.importer import GENERATION_KEY, IMPORT_ANNOTATOR, _key, parse_file
 from prefpipe.errors import DataError
 from prefpipe.store import Store
+from prefpipe.store.import_batches import ImportSpec
 from prefpipe.store.keys import label_id
 from prefpipe.world.prompts import prompt_id
 from tests.data.interchange.test_importer import snapshot, write_records
@@ -121,3 +123,27 @@ def test_a_bad_row_deep_in_a_big_file_is_named_and_nothing_is_written(tmp_path):
         import_preferences(store, parquet, "trl")
     assert snapshot(store) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".import-")] == []
+
+
+def test_a_key_another_writer_adds_meanwhile_is_left_as_it_is(tmp_path):
+    """The writer leaves out the keys the store held when it began; a row another connection adds
+    between two batches fails the next batch's INSERT, which is written again around it."""
+    path = write_records(tmp_path / "prefs", "jsonl", [{"prompt": f"question {i}?", "chosen": "yes",
+                                                        "rejected": f"no {i}"} for i in range(6)])
+    rows, firsts = parse_file(path, "trl").rows, FileFirsts()
+    first, second = (importer.batch_table(rows[:3], 0, "import", firsts),
+                     importer.batch_table(rows[3:], 3, "import", firsts))
+    store = Store(tmp_path / "s.duckdb")
+    spec = ImportSpec(path.name, "import", GENERATION_KEY, IMPORT_ANNOTATOR)
+    with store.imports.batched(spec) as writer:
+        writer.add(first)
+        meanwhile = {"prompt_id": prompt_id("question 4?"), "source": "elsewhere", "category": "other",
+                     "prompt": "question 4?", "meta": None, "split": "heldout"}
+        assert store.imports.insert_new({"prompts": [meanwhile]})["prompts"] == 1
+        writer.add(second)
+        added = writer.finish()
+    assert {table: added[table] for table in ("candidates", "pairs", "labels")} == {
+        "candidates": 12, "pairs": 6, "labels": 6}
+    prompts = {row["prompt_id"]: row for row in store.query("SELECT * FROM prompts").to_pylist()}
+    assert prompts[meanwhile["prompt_id"]] == meanwhile
+    assert {row["source"] for pid, row in prompts.items() if pid != meanwhile["prompt_id"]} == {path.name}

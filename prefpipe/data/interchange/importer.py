@@ -3,8 +3,10 @@
 is written.
 
 The file is read and checked BATCH_ROWS rows at a time (`readers.iter_record_batches`), and each
-good batch, ids and all, is staged in an Arrow file beside the store; only when every row is good
-are the staged batches written (`store.imports.batched`), so memory stays flat in the file's size.
+good batch, ids and all, is staged in an Arrow file beside the store, marked with the file's firsts
+(which prompt, candidate and pair the file gives for the first time: `batches.FileFirsts`, 8 bytes
+an id); only when every row is good are the staged batches written (`store.imports.batched`), so
+memory stays flat in the file's size.
 Every bad row is reported in one error (file, line or row index, and the column or key;
 `readers.bad_rows_error`); then nothing is written. A prompt or
 response longer than `max_chars` (params `label.importing.max_chars`) is a bad row, or with
@@ -36,6 +38,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from prefpipe.config.label import ImportingParams
+from prefpipe.data.interchange.batches import FileFirsts, preference_rows, word_count
 from prefpipe.data.interchange.formats import PARSERS, BadRow, Preference, check_format
 from prefpipe.data.readers import Unreadable, bad_rows_error, iter_record_batches
 from prefpipe.errors import DataError
@@ -53,7 +56,8 @@ IMPORT_ANNOTATOR = "import:file"
 FIELDS = (("prompt", "prompt"), ("chosen", "chosen response"), ("rejected", "rejected response"))
 BATCH_ROWS = 5000  # rows read, checked and staged at a time
 WRITE_ROWS = 20000  # staged rows written to the store per transaction (fewer, larger commits)
-BATCH_TYPES = {"seq": pa.int64(), "tokens_a": pa.int32(), "tokens_b": pa.int32()}  # the rest: text
+BATCH_TYPES = {"seq": pa.int64(), "tokens_a": pa.int32(), "tokens_b": pa.int32(), "sample_a": pa.int32(),
+               "sample_b": pa.int32(), "new_prompt": pa.bool_(), "new_pair": pa.bool_()}  # the rest: text
 BATCH_SCHEMA = pa.schema([(name, BATCH_TYPES.get(name, pa.string())) for name in BATCH_COLUMNS])
 
 
@@ -196,21 +200,28 @@ def _fit(pref: Preference, max_chars: int, truncate: bool) -> tuple[Preference, 
     return cut, True
 
 
-def batch_table(parsed: list[Parsed], first_seq: int, source: str) -> pa.Table:
+def batch_table(parsed: list[Parsed], first_seq: int, source: str, firsts: FileFirsts) -> pa.Table:
     """One batch of a file's rows as the store's batched import takes them (`BATCH_COLUMNS`):
-    ids from content (see the module docstring), `seq` their place among the file's good rows."""
-    columns: dict[str, list] = {name: [] for name in BATCH_COLUMNS}
-    for seq, row in enumerate(parsed, start=first_seq):
-        pref = row.pref
-        pid = prompt_id(pref.prompt)
-        a, b = _key(GENERATION_KEY, pid, pref.chosen), _key(GENERATION_KEY, pid, pref.rejected)
-        pair_id = _key(a, b)
-        values = (seq, row.where, pid, row.category, pref.prompt, a, pref.chosen, len(pref.chosen.split()),
-                  b, pref.rejected, len(pref.rejected.split()), pair_id,
-                  label_id(pair_id, source, IMPORT_ANNOTATOR))
-        for name, value in zip(BATCH_COLUMNS, values):
-            columns[name].append(value)
-    return pa.table(columns, schema=BATCH_SCHEMA)
+    ids from content (see the module docstring), `seq` their place among the file's good rows, and
+    which of them are the file's firsts (`firsts`, which has seen the file's earlier batches).
+    Column by column (the ids as `_key` and `label_id` make them, inlined: the hashing of a 500K-row
+    file is a loop per row)."""
+    sha256, key = hashlib.sha256, GENERATION_KEY
+    prompts = [row.pref.prompt for row in parsed]
+    chosen = [row.pref.chosen for row in parsed]
+    rejected = [row.pref.rejected for row in parsed]
+    pids = [prompt_id(text) for text in prompts]
+    a = [sha256(f"{key}:{pid}:{text}".encode()).hexdigest()[:16] for pid, text in zip(pids, chosen)]
+    b = [sha256(f"{key}:{pid}:{text}".encode()).hexdigest()[:16] for pid, text in zip(pids, rejected)]
+    pair_ids = [sha256(f"{x}:{y}".encode()).hexdigest()[:16] for x, y in zip(a, b)]
+    columns = {"seq": range(first_seq, first_seq + len(parsed)), "row_where": [row.where for row in parsed],
+               "prompt_id": pids, "category": [row.category for row in parsed], "prompt": prompts,
+               "candidate_a": a, "chosen": chosen, "tokens_a": [word_count(text) for text in chosen],
+               "candidate_b": b, "rejected": rejected, "tokens_b": [word_count(text) for text in rejected],
+               "pair_id": pair_ids, "label_id": [label_id(pid, source, IMPORT_ANNOTATOR) for pid in pair_ids]}
+    arrays = {name: pa.array(values, BATCH_SCHEMA.field(name).type) for name, values in columns.items()}
+    arrays |= firsts.mark(columns)  # the category: the one the file first gave the prompt
+    return pa.table({name: arrays[name] for name in BATCH_COLUMNS}, schema=BATCH_SCHEMA)
 
 
 def import_preferences(store: Store, path: str | Path, fmt: str, source: str = DEFAULT_SOURCE,
@@ -246,7 +257,7 @@ def _import(store: Store, path: Path, fmt: str, source: str, category_column: st
                         f"{', '.join(LabelSource.values())}")
     if max_chars < 1:
         raise DataError(f"{path}: max_chars must be >= 1 (label.importing.max_chars), got {max_chars}")
-    parse, tally = PARSERS[check_format(fmt)], Tally()
+    parse, tally, firsts = PARSERS[check_format(fmt)], Tally(), FileFirsts()
     with tempfile.TemporaryDirectory(prefix=".import-", dir=store.path.parent) as folder:
         staged = Path(folder) / "rows.arrow"
         with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_file(sink, BATCH_SCHEMA) as stage:
@@ -254,20 +265,21 @@ def _import(store: Store, path: Path, fmt: str, source: str, category_column: st
                 first = tally.good
                 parsed = parse_batch(records, parse, tally, category_column, seed, max_chars, truncate)
                 if parsed and not tally.problems:  # after a bad row, only the checking goes on
-                    stage.write_table(batch_table(parsed, first, source))
+                    stage.write_table(batch_table(parsed, first, source, firsts))
         check_parsed(path, fmt, tally)
         spec = ImportSpec(path.name, source, GENERATION_KEY, IMPORT_ANNOTATOR)
         with store.imports.batched(spec) as writer, pa.OSFile(str(staged)) as handle:
             for batch in _staged(pa.ipc.open_file(handle), WRITE_ROWS):
-                rows = writer.add(batch, write is not None)
-                if write is not None and rows.num_rows:
+                writer.add(batch)
+                if write is not None and (rows := preference_rows(batch, source)).num_rows:
                     write(rows)
-            added, preferences, pair_ids = writer.finish()
+            added = writer.finish()
+    preferences = firsts.pair_count()
     return ImportReport(path=str(path), fmt=fmt, source=source, rows=tally.rows, preferences=preferences,
                         skipped=tally.skipped, duplicates=tally.good - preferences,
                         truncated=tally.truncated, new_prompts=added["prompts"],
                         new_candidates=added["candidates"], new_pairs=added["pairs"],
-                        new_labels=added["labels"], pair_ids=pair_ids)
+                        new_labels=added["labels"], pair_ids=firsts.pair_ids())
 
 
 def _staged(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.Table]:
