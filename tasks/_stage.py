@@ -1,6 +1,7 @@
 """What every stage does around its recipe: params, threads, logging, errors, metrics, run log."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -170,6 +171,9 @@ def run_stage(name: str, recipe: Callable[[Params, Store], dict], distributed: b
         relaunch_under_accelerate(name, params)
     if uses_torch(params) if callable(uses_torch) else uses_torch:
         setup(params.runtime.threads)
+    if not gc.isenabled():  # tasks/__init__.py: off for the imports; what they made stays, frozen
+        gc.freeze()
+        gc.enable()
     if not is_main_process():  # other training ranks compute; the main one logs and records
         logging.getLogger().setLevel(logging.WARNING)
         recipe(params, None)

@@ -79,3 +79,36 @@ def test_prepare_runs_without_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models" / "tokenizer" / "tokenizer.json").is_file()  # it did its work
     assert (tmp_path / "imported.txt").read_text().split() == ["transformers"]
+
+
+# Loaded at interpreter start (PYTHONPATH): whether the collector was on when the stage imported
+# tasks._stage; at exit, whether it is on and whether start-up's objects are frozen.
+GC_PROBE = """
+import atexit, gc, sys
+seen = {}
+def on_import(event, args):
+    if event == "import" and args[0] == "tasks._stage":
+        seen.setdefault("import", gc.isenabled())
+def report():
+    open("probe.txt", "w").write(f"{seen.get('import')} {gc.isenabled()} {gc.get_freeze_count() > 0}")
+sys.addaudithook(on_import)
+atexit.register(report)
+"""
+
+
+def test_a_stage_process_imports_with_the_collector_off(tmp_path):
+    """`python -m tasks.NAME` (what dvc.yaml runs) imports with the cyclic GC off; run_stage freezes
+    what start-up made and turns the GC back on. `import tasks...` anywhere else (flows, tests)
+    leaves the collector as it is."""
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "sitecustomize.py").write_text(GC_PROBE)
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'probe'}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1",
+           "PREFPIPE_STAGE_STATUS": str(tmp_path / "status.json")}
+    as_stage = [sys.executable, "-m", "tasks.sft"]  # fails for want of a tokenizer, after start-up
+    as_import = [sys.executable, "-c", "import runpy; runpy.run_module('tasks.sft', run_name='__main__')"]
+    for command, expected in ((as_stage, "False True True"), (as_import, "True True False")):
+        (tmp_path / "probe.txt").unlink(missing_ok=True)
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert "stage sft starting" in result.stderr, result.stderr
+        assert (tmp_path / "probe.txt").read_text() == expected
