@@ -1,4 +1,4 @@
-"""prefpipe's DPO (and reward-model) training step against a plain-torch floor, s/step.
+"""prefpipe's DPO, reward-model and SFT training steps against a plain-torch floor, s/step.
 
 The floor is the least a step can do on the same model and the same batches: one concatenated
 forward of chosen and rejected rows, log-probs gathered at the response tokens, the sigmoid DPO
@@ -6,13 +6,18 @@ loss (the reward model: Bradley-Terry on the scalar head), backward, AdamW. Its 
 before timing starts; under bf16 it computes attention as prefpipe does there (eager matmuls:
 `prefpipe.train.precision.attention_for`). prefpipe's step is the real `train_dpo` /
 `train_reward_model` loop (batching, collate, grad clipping, schedule, progress, history), timed
-between consecutive step callbacks. Both start from the same weights; repeats alternate between
-them, and which goes first, so load from other processes falls on both. Each figure is the median
-over repeats of the median step of a repeat; --clock cpu counts this process's CPU seconds (steadier
-than wall time on a shared machine, with --threads 1).
+between consecutive step callbacks. SFT (bench/floor_sft.py) runs on the default world's real
+corpus in the sft stage's batches and order, against several floors; it also prints the padding of
+one epoch of those batches, and with --profile a torch.profiler view of one step
+(bench/floor_profile.py). All runs start from the same weights; repeats rotate which runs first
+and, with several --threads, alternate the thread counts (precisions are interleaved too), so load
+from other processes falls on all. Each figure is the median over repeats of the median step of a
+repeat, as wall seconds and as this process's CPU seconds (steadier than wall on a shared machine;
+at 2 threads it counts both threads, spin-waits included).
 
-Run: .venv/bin/python bench/training_floor.py [--threads 1] [--precision fp32,bf16]
-     [--trainer dpo,reward] [--steps 30] [--repeats 3] [--batch 8] [--clock wall|cpu] [--profile]
+Run: .venv/bin/python bench/training_floor.py [--threads 1,2] [--precision fp32,bf16]
+     [--trainer dpo,reward,sft] [--steps 30] [--repeats 3] [--batch 8] [--floors plain,head,split2]
+     [--profile]
 """
 from __future__ import annotations
 
@@ -21,11 +26,21 @@ import copy
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-CLOCK = [time.perf_counter]  # --clock cpu: time.process_time (this process's CPU seconds)
+from floor_sft import (  # noqa: E402
+    floor_sft_batches,
+    floor_sft_run,
+    make_sft_world,
+    now,
+    others_load,
+    padding_report,
+    prefpipe_sft_run,
+    since,
+)
+
 WORDS = ("the answer is sum two four yes no maybe caffeine blocks sleepy plants need light water "
          "because first then so it".split())
 
@@ -70,8 +85,8 @@ def prefpipe_run(trainer, model, tokenizer, pairs, max_length, precision, args) 
     from prefpipe.train.loop import TrainContext
     from prefpipe.train.reward import train_reward_model
 
-    stamps: list[float] = []
-    context = TrainContext(precision=precision, callbacks=[lambda info: stamps.append(CLOCK[0]())])
+    stamps: list[tuple[float, float]] = []
+    context = TrainContext(precision=precision, callbacks=[lambda info: stamps.append(now())])
     if trainer == "dpo":
         zeros = torch.zeros(len(pairs))
         train_dpo(model, tokenizer, pairs, zeros, zeros, DPOParams(optim=optim_params(args)),
@@ -79,7 +94,7 @@ def prefpipe_run(trainer, model, tokenizer, pairs, max_length, precision, args) 
     else:
         train_reward_model(model, tokenizer, pairs, RewardParams(optim=optim_params(args), dropout=0.0),
                            max_length, 0, context)
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(stamps, stamps[1:])]
 
 
 def floor_batches(tokenizer, pairs, max_length, args):
@@ -110,12 +125,12 @@ def floor_run(trainer, model, batches, precision, beta: float = 0.1) -> list[flo
     return times
 
 
-def floor_step(trainer, model, optimizer, batch, precision, beta) -> float:
-    """One hand-written step -> its seconds."""
+def floor_step(trainer, model, optimizer, batch, precision, beta) -> tuple[float, float]:
+    """One hand-written step -> its (wall, cpu) seconds."""
     import torch
     import torch.nn.functional as F
 
-    began = CLOCK[0]()
+    began = now()
     half = batch.input_ids.shape[0] // 2
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
@@ -129,21 +144,78 @@ def floor_step(trainer, model, optimizer, batch, precision, beta) -> float:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return CLOCK[0]() - began
+    return since(began)
 
 
-def compare(trainer: str, precision: str, world, args) -> tuple[float, float]:
+def pair_runs(trainer: str, precision: str, world, args) -> dict:
+    """DPO / reward: name -> a run from fresh weights -> per-step (wall, cpu) seconds."""
     tokenizer, lm, pairs, max_length = world
     base = lm if trainer == "dpo" else reward_model_from(lm)
     batches = floor_batches(tokenizer, pairs, max_length, args)
-    runs = {"ours": lambda: prefpipe_run(trainer, copy.deepcopy(base), tokenizer, pairs, max_length,
-                                         precision, args),
-            "floor": lambda: floor_run(trainer, copy.deepcopy(base), batches, precision)}
-    medians = {"ours": [], "floor": []}
-    for repeat in range(args.repeats):  # which goes first alternates
-        for name in ("ours", "floor") if repeat % 2 == 0 else ("floor", "ours"):
-            medians[name].append(statistics.median(runs[name]()[1:]))
-    return statistics.median(medians["ours"]), statistics.median(medians["floor"])
+    return {"prefpipe": lambda: prefpipe_run(trainer, copy.deepcopy(base), tokenizer, pairs,
+                                             max_length, precision, args)[1:],
+            "floor": lambda: floor_run(trainer, copy.deepcopy(base), batches, precision)[1:]}
+
+
+def sft_runs(precision: str, world, args) -> dict:
+    """SFT: prefpipe's train_sft and each floor of --floors, on the stage's first batches."""
+    runs = {"prefpipe": lambda: prefpipe_sft_run(world, copy.deepcopy(world.lm), precision,
+                                                 args.steps)[0]}
+    for floor in args.floors.split(","):
+        batches = floor_sft_batches(world, floor, args.steps)
+        runs[floor] = lambda b=batches, f=floor: floor_sft_run(world, copy.deepcopy(world.lm), b,
+                                                               precision, f)[0]
+    return runs
+
+
+def compare(runs: dict, threads: list[int], repeats: int) -> dict:
+    """(threads, *key of runs) -> median over repeats of (a repeat's median step (wall, cpu) seconds,
+    the cores other processes used meanwhile). Each repeat rotates which run goes first and
+    alternates the order of the thread counts."""
+    import torch
+
+    keys, medians = list(runs), {}
+    for repeat in range(repeats):
+        for n_threads in threads if repeat % 2 == 0 else threads[::-1]:
+            torch.set_num_threads(n_threads)
+            first = repeat % len(keys)
+            for key in keys[first:] + keys[:first]:
+                steps, others = others_load(runs[key])
+                medians.setdefault((n_threads, *key), []).append(
+                    (*(statistics.median(clock) for clock in zip(*steps)), others))
+    return {key: tuple(statistics.median(clock) for clock in zip(*values))
+            for key, values in medians.items()}
+
+
+def print_comparison(trainer: str, result: dict, threads: list[int], precisions: list[str]) -> None:
+    """Rows per (threads, precision, run); then the 1 -> 2 thread and the fp32 -> bf16 ratios."""
+    names = list(dict.fromkeys(name for _, _, name in result))
+    for t in threads:
+        for precision in precisions:
+            ours = result[(t, precision, "prefpipe")][0]
+            for name in names:
+                wall, cpu, others = result[(t, precision, name)]
+                print(f"{trainer:6} {precision:5} {t:3} {name:9} {wall:9.4f} {cpu:9.4f} "
+                      f"{wall / ours:8.2f}x {others:6.2f}", flush=True)
+    low, high = min(threads), max(threads)
+    for precision in precisions if low != high else ():
+        walls = {t: {name: result[(t, precision, name)][0] for name in names} for t in (low, high)}
+        gains = ", ".join(f"{name} {walls[low][name] / walls[high][name]:.2f}x" for name in names)
+        print(f"{trainer:6} {precision:5} wall speed-up {low} -> {high} threads: {gains}", flush=True)
+    for t in threads if {"fp32", "bf16"} <= set(precisions) else ():
+        gains = ", ".join(f"{name} {result[(t, 'fp32', name)][0] / result[(t, 'bf16', name)][0]:.2f}x"
+                          for name in names)
+        print(f"{trainer:6} {t} thread(s): bf16 wall speed-up over fp32: {gains}", flush=True)
+
+
+def print_padding(world) -> None:
+    pad = padding_report(world)
+    print(f"SFT: {len(world.examples)} examples, batch {world.optim.batch_size}; one epoch in the "
+          f"stage's order = {pad['batches']} batches: {pad['real_tokens']} real tokens in "
+          f"{pad['positions']} positions (mean width {pad['mean_width']:.1f}); padded share "
+          + ", ".join(f"{v:.1%} as {k} length-sorted micro-batch(es)" for k, v in pad['pad_share'].items())
+          + f"; collate {pad['collate_s'][0] * 1e3:.2f} ms wall / {pad['collate_s'][1] * 1e3:.2f} ms"
+          " CPU per batch (median)", flush=True)
 
 
 def profile(trainer: str, precision: str, world, args) -> None:
@@ -164,37 +236,50 @@ def profile(trainer: str, precision: str, world, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", default="1", help="torch threads; several (1,2): A/B in one process")
     parser.add_argument("--precision", default="fp32,bf16")
-    parser.add_argument("--trainer", default="dpo", help="dpo, reward or both: dpo,reward")
+    parser.add_argument("--trainer", default="dpo", help="dpo, reward, sft or several: dpo,reward,sft")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=8, help="pairs per step")
+    parser.add_argument("--batch", type=int, default=8, help="pairs per step (dpo, reward; sft: the "
+                        "stage's batch, sft.optim.batch_size)")
+    parser.add_argument("--floors", default="plain,head,split2",
+                        help="sft floors: plain, head, split2, split4, nodrop (bench/floor_sft.py)")
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=128)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: process CPU time, steadier on a shared machine (with --threads 1)")
     parser.add_argument("--profile", action="store_true", help="torch.profiler tables, no timing")
     args = parser.parse_args()
 
     import torch
     import transformers
 
-    torch.set_num_threads(args.threads)
-    CLOCK[0] = time.process_time if args.clock == "cpu" else time.perf_counter
+    threads = [int(t) for t in args.threads.split(",")]
+    torch.set_num_threads(threads[0])
     transformers.utils.logging.set_verbosity_error()
-    world = make_world(args)
-    n_params = sum(p.numel() for p in world[1].parameters()) / 1e6
-    print(f"GPT-2 {n_params:.2f}M params, batch {args.batch} pairs, {args.threads} thread(s), "
-          f"{args.clock} clock; median of {args.repeats} x {args.steps} steps")
-    print(f"{'step':8} {'precision':9} {'prefpipe s':>10} {'floor s':>9} {'ratio':>6}")
-    for trainer in args.trainer.split(","):
-        for precision in args.precision.split(","):
-            if args.profile:
-                profile(trainer, precision, world, args)
-                continue
-            ours, floor = compare(trainer, precision, world, args)
-            print(f"{trainer:8} {precision:9} {ours:10.4f} {floor:9.4f} {ours / floor:5.2f}x", flush=True)
+    trainers = args.trainer.split(",")
+    pair_world = make_world(args) if set(trainers) - {"sft"} else None
+    sft_world = make_sft_world(args.n_layer, args.n_embd) if "sft" in trainers else None
+    lm = (pair_world or (None, sft_world.lm))[1]
+    print(f"GPT-2 {sum(p.numel() for p in lm.parameters()) / 1e6:.2f}M params, {args.threads} "
+          f"thread(s); median of {args.repeats} x {args.steps} steps; wall and CPU s/step")
+    if sft_world is not None:
+        print_padding(sft_world)
+    print(f"{'step':6} {'prec':5} {'thr':3} {'run':9} {'wall s':>9} {'cpu s':>9} {'wall/ours':>9} "
+          f"{'others':>6}  (others: cores other processes kept busy meanwhile)")
+    precisions = args.precision.split(",")
+    for trainer in trainers:
+        if args.profile:
+            for precision in precisions:
+                if trainer == "sft":
+                    from floor_profile import profile_sft
+                    profile_sft(sft_world, precision)
+                else:
+                    profile(trainer, precision, pair_world, args)
+            continue
+        runs = {(precision, name): run for precision in precisions  # interleaved: A/B in one loop
+                for name, run in (sft_runs(precision, sft_world, args) if trainer == "sft"
+                                  else pair_runs(trainer, precision, pair_world, args)).items()}
+        print_comparison(trainer, compare(runs, threads, args.repeats), threads, precisions)
 
 
 if __name__ == "__main__":
