@@ -4,6 +4,9 @@ computes bf16 natively, else fp32; 'fp32' and 'bf16' stay as they are.
 Native bf16: a CUDA device that supports it (`torch.cuda.is_bf16_supported()`: Ampere and later),
 or a CPU with AVX512-BF16 or AMX (the `avx512_bf16` / `amx_bf16` flags of /proc/cpuinfo; elsewhere
 torch's own CPU capability, when it names either). Anything else emulates bf16 slower than fp32.
+Native is not always faster: on the 2-core AMX machine of bench/training_floor.py the embedded
+GPT-2's (128-wide) steps run at 0.75-0.85x their fp32 speed in bf16 (the small matmuls gain nothing
+and the casts cost); `runtime.precision: fp32` is the faster setting there.
 """
 from __future__ import annotations
 
@@ -72,8 +75,8 @@ def resolve_precision(requested: str, device_type: str, flags: frozenset[str] | 
 def attention_for(model, precision: str, device_type: str) -> Iterator[None]:
     """Within the block, a model under bf16 autocast on a CPU computes attention as plain matmuls
     ('eager') instead of torch's SDPA kernel, whose CPU backward in bf16 is ~5x slower than in fp32
-    (torch 2.13: a GPT-2 step of the default size is no faster in bf16 than in fp32 with SDPA, 1.6x
-    faster with eager; forward passes alone are as fast either way). The model's own implementation
+    (torch 2.13: an RL training step of the embedded GPT-2 takes 1.35x less CPU under bf16 with eager
+    than with SDPA; forward passes alone are as fast either way). The model's own implementation
     is restored on leaving (and never saved: transformers keeps it out of config.json). fp32 runs
     and CUDA keep SDPA, so their numbers do not move."""
     config = getattr(model, "config", None)
