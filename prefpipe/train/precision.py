@@ -4,9 +4,9 @@ computes bf16 natively, else fp32; 'fp32' and 'bf16' stay as they are.
 Native bf16: a CUDA device that supports it (`torch.cuda.is_bf16_supported()`: Ampere and later),
 or a CPU with AVX512-BF16 or AMX (the `avx512_bf16` / `amx_bf16` flags of /proc/cpuinfo; elsewhere
 torch's own CPU capability, when it names either). Anything else emulates bf16 slower than fp32.
-Native is not always faster: on the 2-core AMX machine of bench/training_floor.py the embedded
-GPT-2's (128-wide) steps run at 0.75-0.85x their fp32 speed in bf16 (the small matmuls gain nothing
-and the casts cost); `runtime.precision: fp32` is the faster setting there.
+Native is not always faster: on the 2-core AVX512-BF16 machine (no AMX) of bench/training_floor.py
+the embedded GPT-2's (128-wide) steps run at 0.75-0.85x their fp32 speed in bf16 (its matmuls
+gain nothing and the casts cost); `runtime.precision: fp32` is the faster setting there.
 """
 from __future__ import annotations
 
