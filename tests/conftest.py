@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("prefpipe", "tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
           ".dvcignore", "data/inputs/.gitkeep", "pyproject.toml")
 
+# fp32 pinned: `auto` picks bf16 on CPUs with AVX512-BF16, and the tiny runs' labels (hence which
+# prompts have decisive pairs) would then differ from machine to machine
 TINY = {
-    "runtime": {"threads": 1},
+    "runtime": {"threads": 1, "precision": "fp32"},
     "model": {"n_layer": 1, "n_embd": 64, "n_head": 2, "n_positions": 96, "vocab_size": 400},
     "world": {"sft_examples": 4000, "max_operand": 5},
     "sft": {"optim": {"epochs": 3.0, "batch_size": 32, "lr": 1.0e-2, "warmup_steps": 5}},
