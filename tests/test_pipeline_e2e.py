@@ -271,7 +271,7 @@ def test_failed_stage_is_failed_in_prefect_and_next_run_resumes_there(tmp_path, 
     assert "train_policy" not in tasks and "evaluate" not in tasks
     assert "no training pairs" in failed.stdout + failed.stderr
 
-    repo.set_params({"reward": {"val_fraction": 0.15}})
+    repo.set_params({"reward": {"val_fraction": QUICK["reward"]["val_fraction"]}})
     # up to the stage that failed: the stages after it run as in any run (the main run above)
     resumed = repo.prefpipe("run", *(arg for stage in STAGES[:6] for arg in ("--stage", stage)))
     log = resumed.stdout + resumed.stderr
