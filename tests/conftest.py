@@ -42,6 +42,18 @@ QUICK = {"world": {"sft_examples": 1500}, "sft": {"optim": {"epochs": 2.0}},
          "reward": {"val_fraction": 0.4}}
 
 
+def load_bench_script(filename: str, module_name: str, patch: pytest.MonkeyPatch):
+    """bench/FILENAME imported as `module_name` (registered in sys.modules through `patch`, for its
+    dataclasses, which look their module up there; undone when `patch` is)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "bench" / filename)
+    module = importlib.util.module_from_spec(spec)
+    patch.setitem(sys.modules, module_name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 def merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():

@@ -3,23 +3,16 @@ weights and batch, every floor's first-step loss is prefpipe's train_sft loss (f
 and its padding figures count what `collate` really builds."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def bench():
     """bench/floor_sft.py and a small default world (640 SFT examples: 9 batches of 64)."""
-    spec = importlib.util.spec_from_file_location("floor_sft", ROOT / "bench" / "floor_sft.py")
-    module = importlib.util.module_from_spec(spec)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, spec.name, module)
-        spec.loader.exec_module(module)
+        module = load_bench_script("floor_sft.py", "floor_sft", patch)
         world = module.make_sft_world(sft_examples=640)
         world.dropout = 0.0  # equal losses need no dropout noise
         yield module, world

@@ -3,26 +3,20 @@ reward-model losses are TRL's (to 1e-5) at the first step and, after one optimiz
 same learning rate, at the second. Skipped where TRL (the optional `bench` extra) is missing."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("trl", reason="TRL is in the optional `bench` extra: pip install -e '.[bench]'")
+from tests.conftest import load_bench_script
 
-ROOT = Path(__file__).resolve().parents[2]
+pytest.importorskip("trl", reason="TRL is in the optional `bench` extra: pip install -e '.[bench]'")
 
 
 @pytest.fixture(scope="module")
 def bench():
     """The bench module and a small world (16 pairs), with the Hugging Face libraries offline."""
-    spec = importlib.util.spec_from_file_location("bench_vs_trl", ROOT / "bench" / "vs_trl.py")
-    module = importlib.util.module_from_spec(spec)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, spec.name, module)  # its dataclass looks itself up there
-        spec.loader.exec_module(module)
+        module = load_bench_script("vs_trl.py", "bench_vs_trl", patch)
         for name, value in module.OFFLINE.items():
             patch.setenv(name, value)
         yield module, module.make_world(2 * module.BATCH)
