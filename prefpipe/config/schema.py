@@ -228,8 +228,12 @@ class SFTParams:
         default_factory=lambda: OptimParams(epochs=3.0, batch_size=64, lr=3e-3))
     dropout: float | None = knob(None, "dropout while training (every torch.nn.Dropout of the model); "
                                        "null = the model's own (the embedded GPT-2's is 0.1)")
+    length_groups: int = knob(1, "run each batch as this many length-sorted parts, each padded to its "
+                                 "own longest row: the same loss per step, less padding computed")
 
     def validate(self) -> str | None:
+        if self.length_groups < 1:
+            return f"length_groups must be >= 1, got {self.length_groups}"
         return _dropout_problem(self.dropout)
 
 

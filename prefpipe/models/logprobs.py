@@ -8,8 +8,9 @@ from prefpipe.models.formatting import TokenBatch
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """log p(x_t | x_<t) for t >= 1. logits (B, T, V), ids (B, T) -> (B, T-1)."""
-    logprobs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    """log p(x_t | x_<t) for t >= 1. logits (B, T, V), ids (B, T) -> (B, T-1), in fp32 at least
+    (bf16 logits are upcast, float64 ones kept)."""
+    logprobs = F.log_softmax(logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
     return logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 

@@ -94,6 +94,16 @@ def take(items: Sequence, indices: list[int]) -> list:
     return [items[i] for i in indices]
 
 
+def length_groups(indices: list[int], lengths: Sequence[int], groups: int) -> list[list[int]]:
+    """`indices` sorted by `lengths[i]` and cut into at most `groups` near-equal runs.
+
+    Each run is collated to its own longest row, so a batch of mixed lengths computes less
+    padding; ties keep the batch's order (a stable sort), so the cut is deterministic."""
+    ordered = sorted(indices, key=lambda i: lengths[i])
+    size = -(-len(ordered) // max(1, groups))
+    return [ordered[start: start + size] for start in range(0, len(ordered), size)]
+
+
 def autocast(precision: str, device_type: str = "cpu"):
     """bf16 autocast when `precision` is 'bf16', a no-op context for 'fp32' (runtime.precision
     'auto' is resolved first: `TrainContext.precision`, `prefpipe.train.precision`)."""

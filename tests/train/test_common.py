@@ -12,6 +12,7 @@ from prefpipe.config.schema import OptimParams, RLOptimParams
 from prefpipe.errors import ConfigError
 from prefpipe.train.common import (
     epoch_batches,
+    length_groups,
     lr_factor,
     make_optimizer,
     set_dropout,
@@ -61,6 +62,13 @@ def test_batches_are_deterministic_by_seed():
 
 def test_take():
     assert take("abcdef", [4, 0, 2]) == ["e", "a", "c"]
+
+
+def test_length_groups_sort_by_length_and_cut_evenly():
+    lengths = [5, 1, 9, 3, 3, 7, 2]
+    assert length_groups([0, 1, 2, 3, 4, 5, 6], lengths, 3) == [[1, 6, 3], [4, 0, 5], [2]]
+    assert length_groups([2, 4, 3], lengths, 1) == [[4, 3, 2]]  # ties keep the batch's order
+    assert length_groups([2, 0], lengths, 8) == [[0], [2]]  # never an empty group
 
 
 def _lrs(total_steps: int, warmup_steps: int, lr: float = 1.0) -> list[float]:
