@@ -80,6 +80,7 @@ def train_context(params: Params, stage: str, inputs: list[Path], settings):
     precision = resolve_precision(params.runtime.precision, runtime.device.type)  # 'auto' -> which
     digest = hashlib.sha256(json.dumps({"seed": params.seed, "settings": settings,
                                         "precision": precision,
+                                        "length_groups": params.runtime.length_groups,
                                         "processes": runtime.world_size},
                                        sort_keys=True, default=asdict).encode())
     for path in inputs:
@@ -87,7 +88,7 @@ def train_context(params: Params, stage: str, inputs: list[Path], settings):
     directory = Path(params.runtime.checkpoint_dir) / stage / digest.hexdigest()[:16]
     checkpointer = Checkpointer(directory, params.runtime.checkpoint_every, runtime.is_main,
                                 runtime.barrier)
-    return TrainContext(runtime, checkpointer, precision)
+    return TrainContext(runtime, checkpointer, precision, length_groups=params.runtime.length_groups)
 
 
 def relaunch_under_accelerate(name: str, params: Params) -> None:

@@ -46,8 +46,7 @@ def sft(params, store) -> dict:
     log.info("training a %.2fM-parameter GPT-2 on %d demonstrations", n_params / 1e6, len(train))
     context = train_context(params, "sft", [paths.SFT_CORPUS, paths.TOKENIZER], params.sft)
     history = train_sft(model, tokenizer, train, params.sft.optim, params.model.n_positions,
-                        params.seed, context, dropout=params.sft.dropout,
-                        groups=params.sft.length_groups)
+                        params.seed, context, dropout=params.sft.dropout)
     state = context.runtime.full_state_dict(model)  # every process: a collective when sharded
     if not is_main_process():
         return {}

@@ -27,10 +27,15 @@ class RuntimeParams:
     accelerate_config: str = knob("", "accelerate config file for training stages (see infra/accelerate)")
     checkpoint_every: int = knob(20, "optimizer steps between resumable checkpoints (0 = none)")
     checkpoint_dir: str = knob("checkpoints", "where resumable checkpoints live (not a DVC output)")
+    length_groups: int = knob(1, "SFT, reward and DPO-family steps run each batch's rows as this many "
+                                 "length-sorted parts, each padded to its own longest row: the same "
+                                 "loss per step, less padding computed")
 
     def validate(self) -> str | None:
         if self.threads < 1 or self.processes < 1:
             return "threads and processes must be >= 1"
+        if self.length_groups < 1:
+            return f"length_groups must be >= 1, got {self.length_groups}"
         return "checkpoint_every must be >= 0" if self.checkpoint_every < 0 else None
 
 
@@ -228,12 +233,8 @@ class SFTParams:
         default_factory=lambda: OptimParams(epochs=3.0, batch_size=64, lr=3e-3))
     dropout: float | None = knob(None, "dropout while training (every torch.nn.Dropout of the model); "
                                        "null = the model's own (the embedded GPT-2's is 0.1)")
-    length_groups: int = knob(1, "run each batch as this many length-sorted parts, each padded to its "
-                                 "own longest row: the same loss per step, less padding computed")
 
     def validate(self) -> str | None:
-        if self.length_groups < 1:
-            return f"length_groups must be >= 1, got {self.length_groups}"
         return _dropout_problem(self.dropout)
 
 

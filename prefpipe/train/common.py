@@ -10,6 +10,7 @@ import torch
 
 from prefpipe.config.optim import OptimParams, RLOptimParams
 from prefpipe.errors import ConfigError
+from prefpipe.models.formatting import TokenBatch, collate
 from prefpipe.seeds import SeedPurpose, derive_seed
 from prefpipe.vocab import LRSchedule, OptimizerName
 
@@ -102,6 +103,23 @@ def length_groups(indices: list[int], lengths: Sequence[int], groups: int) -> li
     ordered = sorted(indices, key=lambda i: lengths[i])
     size = -(-len(ordered) // max(1, groups))
     return [ordered[start: start + size] for start in range(0, len(ordered), size)]
+
+
+def rows_by_length(per_row: Callable[[TokenBatch], torch.Tensor], tokenizer, prompts: list[list[int]],
+                   responses: list[list[int]], max_length: int, groups: int, device) -> torch.Tensor:
+    """`per_row(batch)` -> (rows,) over the (prompt, response) rows, collated as `groups`
+    length-sorted parts (`length_groups`); the values come back in the rows' order. -> (N,)
+
+    One part (groups 1) is the plain batch, in order. More parts compute less padding; each row's
+    value is the same up to float rounding, and autograd flows through the reordering."""
+    if groups <= 1:
+        return per_row(collate(tokenizer, prompts, responses, max_length).to(device))
+    lengths = [min(len(p) + len(r), max_length) for p, r in zip(prompts, responses)]
+    parts = length_groups(list(range(len(prompts))), lengths, groups)
+    values = torch.cat([per_row(collate(tokenizer, take(prompts, part), take(responses, part),
+                                        max_length).to(device)) for part in parts])
+    order = torch.tensor([i for part in parts for i in part], device=values.device)
+    return values[torch.argsort(order)]
 
 
 def autocast(precision: str, device_type: str = "cpu"):

@@ -16,7 +16,7 @@ from prefpipe.data.tokenised_pairs import TokenisedPairs, closing_built
 from prefpipe.losses import DPOLoss, dpo_variant
 from prefpipe.models.logprobs import sequence_logprobs
 from prefpipe.progress import Progress
-from prefpipe.train.common import autocast, set_dropout
+from prefpipe.train.common import autocast, rows_by_length, set_dropout
 from prefpipe.train.loop import TrainContext, supervised_loop
 from prefpipe.train.precision import attention_for
 from prefpipe.train.reward import encode_pairs, pair_batch
@@ -82,10 +82,14 @@ def train_dpo(model, tokenizer, pairs: list[dict] | TokenisedPairs, ref_chosen: 
     variant = variant_for(dpo_params)
     set_dropout(model, dpo_params.dropout)  # policy.dpo.dropout: 0.0 (off) by default
 
-    def loss_fn(model, idx, global_idx):
-        batch = pair_batch(tokenizer, data, idx, max_length).to(runtime.device)
+    def logprobs_of(model, batch):
         with autocast(context.precision, runtime.device.type):
-            logps = sequence_logprobs(model, batch, average=variant.length_normalised)
+            return sequence_logprobs(model, batch, average=variant.length_normalised)
+
+    def loss_fn(model, idx, global_idx):
+        prompts, chosen, rejected = data.ids(idx)  # one forward: chosen rows, then rejected rows
+        logps = rows_by_length(lambda batch: logprobs_of(model, batch), tokenizer, prompts + prompts,
+                               chosen + rejected, max_length, context.length_groups, runtime.device)
         pol_c, pol_r = logps[: len(idx)], logps[len(idx):]
         ref_c, ref_r = ref_chosen[idx].to(logps), ref_rejected[idx].to(logps)
         out = variant(pol_c, pol_r, ref_c, ref_r)  # per-pair losses, rewards and margins (B,)

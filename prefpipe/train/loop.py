@@ -35,6 +35,7 @@ class TrainContext:
     checkpointer: Checkpointer = field(default_factory=lambda: Checkpointer(None, 0))
     precision: str = "fp32"  # fp32 | bf16 | auto (resolved here for the runtime's device)
     callbacks: Sequence[StepCallback] = ()
+    length_groups: int = 1  # a batch's rows as this many length-sorted parts (common.rows_by_length)
 
     def __post_init__(self) -> None:
         self.precision = resolve_precision(self.precision, self.runtime.device.type)

@@ -7,7 +7,7 @@ from prefpipe.data.tokenised_pairs import TokenisedPairs, closing_built, tokenis
 from prefpipe.losses import bradley_terry_loss
 from prefpipe.models.formatting import TokenBatch
 from prefpipe.models.scoring import scalar_rewards
-from prefpipe.train.common import autocast, set_dropout
+from prefpipe.train.common import autocast, rows_by_length, set_dropout
 from prefpipe.train.loop import TrainContext, supervised_loop
 
 
@@ -36,10 +36,14 @@ def train_reward_model(model, tokenizer, pairs: list[dict] | TokenisedPairs, rew
     data = encode_pairs(tokenizer, pairs)
     margins = torch.tensor((reward_params.margin_scale * data.confidences()).tolist())
 
-    def loss_fn(model, idx, global_idx):
-        batch = pair_batch(tokenizer, data, idx, max_length).to(runtime.device)
+    def rewards_of(model, batch):
         with autocast(context.precision, runtime.device.type):
-            rewards = scalar_rewards(model, batch).float()
+            return scalar_rewards(model, batch).float()
+
+    def loss_fn(model, idx, global_idx):
+        prompts, chosen, rejected = data.ids(idx)  # one forward: chosen rows, then rejected rows
+        rewards = rows_by_length(lambda batch: rewards_of(model, batch), tokenizer, prompts + prompts,
+                                 chosen + rejected, max_length, context.length_groups, runtime.device)
         r_chosen, r_rejected = rewards[: len(idx)], rewards[len(idx):]
         losses = bradley_terry_loss(r_chosen, r_rejected, margins[idx].to(runtime.device),
                                     reward_params.center_coef)

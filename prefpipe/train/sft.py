@@ -11,15 +11,14 @@ from prefpipe.train.loop import TrainContext, supervised_loop
 
 
 def train_sft(model, tokenizer, examples: list[dict], optim: OptimParams, max_length: int, seed: int,
-              context: TrainContext | None = None, dropout: float | None = None,
-              groups: int = 1) -> list[dict]:
+              context: TrainContext | None = None, dropout: float | None = None) -> list[dict]:
     """Train in place on [{'prompt', 'response'}]; returns the per-step history.
 
     The loss is the mean over every response token of the global batch: each process knows the
     global token count, so the mean does not depend on the number of processes. `dropout` (not
-    None, params sft.dropout) sets the model's dropout for training. `groups` > 1 runs each batch
-    as that many length-sorted parts, each padded to its own longest row (params
-    sft.length_groups): the same examples and loss per step, less padding computed."""
+    None, params sft.dropout) sets the model's dropout for training. `context.length_groups` > 1
+    runs each batch as that many length-sorted parts, each padded to its own longest row: the same
+    examples and loss per step, less padding computed."""
     context = context or TrainContext()
     runtime = context.runtime
     set_dropout(model, dropout)
@@ -37,7 +36,8 @@ def train_sft(model, tokenizer, examples: list[dict], optim: OptimParams, max_le
         return -(per_token * batch.response_mask[:, 1:].float()).sum()
 
     def loss_fn(model, idx, global_idx):
-        nll = sum(summed_nll(model, part) for part in length_groups(idx, row_lengths, groups))
+        nll = sum(summed_nll(model, part) for part in length_groups(idx, row_lengths,
+                                                                      context.length_groups))
         loss = nll * runtime.global_scale(sum(scored_tokens[i] for i in global_idx))
         return loss, {"loss": loss.item()}  # averaged over processes: the global per-token mean
 

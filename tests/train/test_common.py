@@ -199,3 +199,27 @@ def test_set_dropout_none_keeps_the_models_own():
     model = _dropout_model()
     set_dropout(model, None)
     assert [m.p for m in model if isinstance(m, torch.nn.Dropout)] == [0.1, 0.3]
+
+
+def test_rows_by_length_returns_values_in_row_order_with_gradients():
+    from prefpipe.train.common import rows_by_length
+    from tests.train import tiny
+
+    tok = tiny.tokenizer()
+    prompts = [[5] * n for n in (1, 6, 2, 9, 3)]
+    responses = [[7] * n for n in (4, 1, 8, 2, 5)]
+    weight = torch.tensor(2.0, requires_grad=True)
+    widths = []
+
+    def per_row(batch):  # a row's value: weight x its real token count
+        widths.append(batch.input_ids.shape[1])
+        return weight * batch.attention_mask.sum(-1).double()
+
+    grouped = rows_by_length(per_row, tok, prompts, responses, 64, 2, "cpu")
+    assert grouped.tolist() == [2.0 * (len(p) + len(r)) for p, r in zip(prompts, responses)]
+    assert sorted(widths) == [8, 11]  # lengths 5, 7, 8 in one part and 10, 11 in the other
+    grouped.sum().backward()
+    assert weight.grad.item() == sum(len(p) + len(r) for p, r in zip(prompts, responses))
+    widths.clear()
+    assert rows_by_length(per_row, tok, prompts, responses, 64, 1, "cpu").tolist() == grouped.tolist()
+    assert widths == [11]

@@ -66,3 +66,23 @@ def test_a_policy_equal_to_its_reference_starts_at_log_2(tok, precision, pairs):
                             TrainContext(precision=precision))
     assert abs(history[0]["loss"] - math.log(2)) < 1e-6
     assert history[0]["reward_margin"] == 0.0
+
+
+@pytest.mark.parametrize("loss", [DPOVariant.SIGMOID, DPOVariant.IPO])
+def test_length_groups_give_the_same_dpo_steps(tok, loss):
+    pairs = tiny.pairs(12)
+    params = DPOParams(loss=loss, optim=OptimParams(epochs=2.0, batch_size=6, lr=1e-2, warmup_steps=1))
+    trained = []
+    for groups in (1, 3):
+        model = tiny.policy_lm(tok).double()
+        variant = dpo.variant_for(params)
+        ref_c, ref_r = dpo.reference_logprobs(model, tok, pairs, 64, average=variant.length_normalised)
+        history = dpo.train_dpo(model, tok, pairs, ref_c.double(), ref_r.double(), params, 64, 0,
+                                TrainContext(length_groups=groups))
+        trained.append((model, [row["loss"].item() if torch.is_tensor(row["loss"]) else row["loss"]
+                                for row in history]))
+    (whole, whole_losses), (grouped, grouped_losses) = trained
+    assert grouped_losses == pytest.approx(whole_losses, rel=1e-10)
+    assert whole_losses[-1] < whole_losses[0]
+    for a, b in zip(whole.parameters(), grouped.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

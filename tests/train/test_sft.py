@@ -1,4 +1,4 @@
-"""train_sft: the loss is the per-token mean of the response tokens, and sft.length_groups only
+"""train_sft: the loss is the per-token mean of the response tokens, and runtime.length_groups only
 changes how much padding is computed, not the step."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 
 from prefpipe.config.schema import OptimParams
 from prefpipe.models.formatting import collate, encode_prompt, encode_response
+from prefpipe.train.loop import TrainContext
 from prefpipe.train.sft import train_sft
 from tests.train import tiny
 
@@ -26,7 +27,7 @@ def examples():
 
 def _trained(tok, examples, groups: int):
     model = tiny.policy_lm(tok).double()
-    history = train_sft(model, tok, examples, STEPS, 64, 0, groups=groups)
+    history = train_sft(model, tok, examples, STEPS, 64, 0, TrainContext(length_groups=groups))
     return model, [row["loss"] for row in history]
 
 
