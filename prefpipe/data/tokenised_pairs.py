@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from prefpipe.models.formatting import TokenBatch, collate, prompt_text
+from prefpipe.store import parquet_batches
 
 CHUNK_ROWS = 1024  # pairs tokenised per batch call and written per record batch
 IDS = pa.list_(pa.int32())
@@ -155,10 +155,7 @@ def parquet_rows(path: str | Path, keep: Callable[[list[dict]], list[dict]] | No
                  columns: Sequence[str] | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[dict]]:
     """A Parquet file's rows as dicts (of `columns` only, if given), a record batch at a time, each
     batch passed through `keep` first. A missing file raises at the call, not at the first batch."""
-    path = Path(path)
-    if not path.exists():  # prefpipe.store.read_parquet's message
-        raise FileNotFoundError(f"{path}: missing; run the stage that writes it first")
-    batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns)
+    batches = parquet_batches(path, columns, batch_rows=chunk_rows)  # checks the file is there
     return (keep(batch.to_pylist()) if keep is not None else batch.to_pylist() for batch in batches)
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -44,10 +44,21 @@ def parquet_parts(path: str | Path, schema: pa.Schema) -> Iterator[Callable[[pa.
 
 
 def read_parquet(path: str | Path) -> pa.Table:
+    return pq.read_table(_existing(path))
+
+
+def parquet_batches(path: str | Path, columns: Sequence[str] | None = None,
+                    batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """The file's record batches of at most `batch_rows` rows (of `columns` only, if given), read
+    one at a time as they are asked for; a missing file raises at the call, not at the first batch."""
+    return pq.ParquetFile(_existing(path)).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; run the stage that writes it first")
-    return pq.read_table(path)
+    return path
 
 
 def rows(table: pa.Table) -> list[dict]:

@@ -182,6 +182,9 @@ class OldData:
     def batch(self, tokenizer, idx, max_length):
         return old_pair_batch(tokenizer, *self.lists, idx, max_length)
 
+    def ids(self, idx):
+        return tuple([column[i] for i in idx] for column in self.lists)
+
     def confidences(self):
         import numpy as np
 

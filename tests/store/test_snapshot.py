@@ -1,12 +1,13 @@
 """Parquet snapshots written part by part (`parquet_parts`): the file appears whole when the block
-ends, each part cast to the schema; a block that raises leaves the file as it was."""
+ends, each part cast to the schema; a block that raises leaves the file as it was. Read back whole
+(`read_parquet`) or a record batch at a time (`parquet_batches`); a missing file names the stage to run."""
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from prefpipe.store import parquet_parts, read_parquet, write_parquet
+from prefpipe.store import parquet_batches, parquet_parts, read_parquet, write_parquet
 
 SCHEMA = pa.schema([("name", pa.string()), ("round", pa.int64())])
 
@@ -39,3 +40,19 @@ def test_a_block_that_raises_leaves_the_old_file(tmp_path):
             raise RuntimeError("the import failed")
     assert read_parquet(path).to_pylist() == [{"name": "old", "round": 0}]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap.parquet"]
+
+
+def test_batches_of_the_columns_asked_and_a_missing_file_at_the_call(tmp_path):
+    path = tmp_path / "snap.parquet"
+    names = [f"n{i}" for i in range(10)]
+    write_parquet(pa.table({"name": names, "round": list(range(10))}), path)
+    batches = list(parquet_batches(path, ["round"], batch_rows=4))
+    assert [batch.num_rows for batch in batches] == [4, 4, 2]
+    assert all(batch.schema.names == ["round"] for batch in batches)
+    assert [v for batch in batches for v in batch.column("round").to_pylist()] == list(range(10))
+    assert pa.Table.from_batches(parquet_batches(path)).equals(read_parquet(path))  # every column
+    missing = tmp_path / "nothing.parquet"
+    for read in (read_parquet, parquet_batches):  # raised by the call itself, not a first next()
+        with pytest.raises(FileNotFoundError, match=r"nothing\.parquet: missing; run the stage that "
+                                                    r"writes it first$"):
+            read(missing)
