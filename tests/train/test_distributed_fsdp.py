@@ -137,7 +137,7 @@ def test_fsdp2_on_two_processes_matches_one(one_process, tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
-                    reason="deepspeed is not installed (not in requirements.lock)")
+                    reason="deepspeed is not installed (`make setup` installs requirements.lock's)")
 def test_deepspeed_zero3_on_two_processes_matches_one(one_process, tmp_path):
     out = tmp_path / "zero3.pt"
     double = finish(launch(cpu_copy("deepspeed_zero3.yaml", tmp_path), out), out.with_suffix(".log"), out)
