@@ -134,14 +134,16 @@ def padding_report(world: SFTWorld) -> dict:
             "collate_s": collate_times[len(collate_times) // 2]}
 
 
-def prefpipe_sft_run(world: SFTWorld, model, precision: str, steps: int) -> tuple[list, list[float]]:
+def prefpipe_sft_run(world: SFTWorld, model, precision: str, steps: int, groups: int = 1
+                     ) -> tuple[list, list[float]]:
     """(per-step (wall, cpu) seconds, per-step losses) of the real `train_sft` in the stage's
-    order, between consecutive step callbacks; the loop stops after `steps` + 1 steps."""
+    order (batches as `groups` length-sorted parts), between consecutive step callbacks; the loop
+    stops after `steps` + 1 steps."""
     from prefpipe.train.loop import TrainContext
     from prefpipe.train.sft import train_sft
 
     stamps = []
-    context = TrainContext(precision=precision,
+    context = TrainContext(precision=precision, length_groups=groups,
                            callbacks=[lambda info: stamps.append(now()) or info.step >= steps])
     history = train_sft(model, world.tokenizer, world.examples, world.optim, world.max_length,
                         world.seed, context, dropout=world.dropout)

@@ -76,8 +76,10 @@ def optim_params(args):
     return OptimParams(epochs=1.0, batch_size=args.batch, lr=1e-4, warmup_steps=1)
 
 
-def prefpipe_run(trainer, model, tokenizer, pairs, max_length, precision, args) -> list[float]:
-    """Per-step seconds of prefpipe's own loop (between consecutive step callbacks)."""
+def prefpipe_run(trainer, model, tokenizer, pairs, max_length, precision, args, groups: int = 1
+                 ) -> list[float]:
+    """Per-step seconds of prefpipe's own loop (between consecutive step callbacks), its batches'
+    rows as `groups` length-sorted parts (runtime.length_groups)."""
     import torch
 
     from prefpipe.config.schema import DPOParams, RewardParams
@@ -86,7 +88,8 @@ def prefpipe_run(trainer, model, tokenizer, pairs, max_length, precision, args) 
     from prefpipe.train.reward import train_reward_model
 
     stamps: list[tuple[float, float]] = []
-    context = TrainContext(precision=precision, callbacks=[lambda info: stamps.append(now())])
+    context = TrainContext(precision=precision, callbacks=[lambda info: stamps.append(now())],
+                           length_groups=groups)
     if trainer == "dpo":
         zeros = torch.zeros(len(pairs))
         train_dpo(model, tokenizer, pairs, zeros, zeros, DPOParams(optim=optim_params(args)),
@@ -152,15 +155,23 @@ def pair_runs(trainer: str, precision: str, world, args) -> dict:
     tokenizer, lm, pairs, max_length = world
     base = lm if trainer == "dpo" else reward_model_from(lm)
     batches = floor_batches(tokenizer, pairs, max_length, args)
-    return {"prefpipe": lambda: prefpipe_run(trainer, copy.deepcopy(base), tokenizer, pairs,
+    runs = {"prefpipe": lambda: prefpipe_run(trainer, copy.deepcopy(base), tokenizer, pairs,
                                              max_length, precision, args)[1:],
             "floor": lambda: floor_run(trainer, copy.deepcopy(base), batches, precision)[1:]}
+    if args.length_groups > 1:
+        runs[f"groups{args.length_groups}"] = lambda: prefpipe_run(
+            trainer, copy.deepcopy(base), tokenizer, pairs, max_length, precision, args,
+            args.length_groups)[1:]
+    return runs
 
 
 def sft_runs(precision: str, world, args) -> dict:
     """SFT: prefpipe's train_sft and each floor of --floors, on the stage's first batches."""
     runs = {"prefpipe": lambda: prefpipe_sft_run(world, copy.deepcopy(world.lm), precision,
                                                  args.steps)[0]}
+    if args.length_groups > 1:
+        runs[f"groups{args.length_groups}"] = lambda: prefpipe_sft_run(
+            world, copy.deepcopy(world.lm), precision, args.steps, args.length_groups)[0]
     for floor in args.floors.split(","):
         batches = floor_sft_batches(world, floor, args.steps)
         runs[floor] = lambda b=batches, f=floor: floor_sft_run(world, copy.deepcopy(world.lm), b,
@@ -245,6 +256,8 @@ def main() -> None:
                         "stage's batch, sft.optim.batch_size)")
     parser.add_argument("--floors", default="plain,head,split2",
                         help="sft floors: plain, head, split2, split4, nodrop (bench/floor_sft.py)")
+    parser.add_argument("--length-groups", type=int, default=4,
+                        help="also time prefpipe with runtime.length_groups N (1: not)")
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--profile", action="store_true", help="torch.profiler tables, no timing")
