@@ -96,7 +96,8 @@ def iter_record_batches(path: str | Path, batch_rows: int = BATCH_ROWS
         yield from _located_batches(path, batches, "not a readable datasets folder")
     elif path.suffix == ".parquet":
         try:
-            batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+            # pre_buffer off: pyarrow's read cache would keep every row group read until the end
+            batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
         except Exception as err:  # pyarrow raises several types for a corrupt file
             raise DataError(f"{path}: not a readable Parquet file: {err}") from err
         yield from _located_batches(path, batches, "not a readable Parquet file")
