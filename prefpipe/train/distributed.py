@@ -102,11 +102,6 @@ class Runtime:
         return prepared, optimizer
 
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model inside its DDP / FSDP / DeepSpeed wrapper. Nothing wraps one undistributed
-        process's model, and accelerate's `unwrap_model` imports deepspeed (~1 s) wherever it is
-        installed, so such a model comes back as it is."""
-        if self.accelerator.distributed_type == DistributedType.NO:
-            return model
         return self.accelerator.unwrap_model(model)
 
     def step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
