@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("prefpipe", "tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore",
           ".dvcignore", "data/inputs/.gitkeep", "pyproject.toml")
 
-# fp32 pinned: `auto` picks bf16 on CPUs with AVX512-BF16, and the tiny runs' labels (hence which
-# prompts have decisive pairs) would then differ from machine to machine
+# fp32 pinned: `auto` picks bf16 on CPUs with AMX, and the tiny runs' labels (hence which prompts
+# have decisive pairs) would then differ from machine to machine
 TINY = {
     "runtime": {"threads": 1, "precision": "fp32"},
     "model": {"n_layer": 1, "n_embd": 64, "n_head": 2, "n_positions": 96, "vocab_size": 400},

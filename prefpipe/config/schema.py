@@ -22,12 +22,12 @@ class RuntimeParams:
     threads: int = knob(2, "torch CPU threads per stage; size to free cores (oversubscription is slow)")
     precision: Literal["fp32", "bf16", "auto"] = knob(
         "auto", "autocast dtype of training forward passes: fp32 | bf16 | auto (bf16 where the hardware "
-        "runs it natively: CUDA with bf16, a CPU with AVX512-BF16 or AMX; else fp32)")
+        "has bf16 matrix units: CUDA with bf16, a CPU with AMX; else fp32)")
     processes: int = knob(1, "training processes; > 1 runs training stages under `accelerate launch`")
     accelerate_config: str = knob("", "accelerate config file for training stages (see infra/accelerate)")
     checkpoint_every: int = knob(20, "optimizer steps between resumable checkpoints (0 = none)")
     checkpoint_dir: str = knob("checkpoints", "where resumable checkpoints live (not a DVC output)")
-    length_groups: int = knob(1, "SFT, reward and DPO-family steps run each batch's rows as this many "
+    length_groups: int = knob(4, "SFT, reward and DPO-family steps run each batch's rows as this many "
                                  "length-sorted parts, each padded to its own longest row: the same "
                                  "loss per step, less padding computed")
 

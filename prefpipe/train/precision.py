@@ -1,12 +1,12 @@
 """What `runtime.precision` means on this machine: 'auto' becomes bf16 autocast where the hardware
-computes bf16 natively, else fp32; 'fp32' and 'bf16' stay as they are.
+has bf16 matrix units that make it faster than fp32, else fp32; 'fp32' and 'bf16' stay as they are.
 
-Native bf16: a CUDA device that supports it (`torch.cuda.is_bf16_supported()`: Ampere and later),
-or a CPU with AVX512-BF16 or AMX (the `avx512_bf16` / `amx_bf16` flags of /proc/cpuinfo; elsewhere
-torch's own CPU capability, when it names either). Anything else emulates bf16 slower than fp32.
-Native is not always faster: on the 2-core AVX512-BF16 machine (no AMX) of bench/training_floor.py
-the embedded GPT-2's (128-wide) steps run at 0.75-0.85x their fp32 speed in bf16 (its matmuls
-gain nothing and the casts cost); `runtime.precision: fp32` is the faster setting there.
+bf16 matrix units: a CUDA device that supports bf16 (`torch.cuda.is_bf16_supported()`: Ampere and
+later), or a CPU with AMX (the `amx_bf16` flag of /proc/cpuinfo; elsewhere torch's own CPU
+capability, when it names it). AVX512-BF16 alone is not enough: on the 2-core AVX512-BF16 machine
+(no AMX) of bench/training_floor.py, bf16 autocast ran the embedded GPT-2's (128-wide) steps at
+0.75-0.85x their fp32 speed and 512- and 1024-wide DPO steps at 0.66x (the casts cost more than its
+bf16 dot products gain), so 'auto' picks fp32 there and `runtime.precision: bf16` still asks for it.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Literal
 
 log = logging.getLogger("prefpipe")
 Precision = Literal["fp32", "bf16"]
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_BF16_FLAGS = ("amx_bf16",)  # avx512_bf16 alone ran slower than fp32 (docstring)
 
 
 @functools.cache
@@ -50,10 +50,12 @@ def native_bf16(device_type: str, flags: frozenset[str] | None = None,
         supported = cuda_bf16_supported() if cuda_bf16 is None else cuda_bf16
         return supported, f"CUDA device {'supports' if supported else 'lacks'} bf16"
     if device_type == "cpu":
-        have = [f for f in CPU_BF16_FLAGS if f in (cpu_flags() if flags is None else flags)]
-        if have:
-            return True, f"CPU has {' and '.join(have)}"
-        return False, f"CPU has neither {' nor '.join(CPU_BF16_FLAGS)}"
+        flags = cpu_flags() if flags is None else flags
+        if any(f in flags for f in CPU_BF16_FLAGS):
+            return True, f"CPU has {' and '.join(f for f in CPU_BF16_FLAGS if f in flags)}"
+        if "avx512_bf16" in flags:
+            return False, "CPU has avx512_bf16 but no amx_bf16: bf16 autocast ran slower than fp32 there"
+        return False, f"CPU has no {' or '.join(CPU_BF16_FLAGS)}"
     return False, f"device {device_type!r} is not one bf16 autocast is picked for"
 
 
