@@ -58,6 +58,7 @@ class World:
     prompts: list[str]
     rm_dropout: float = 0.0  # the reward model's dropout, set equal on both sides
     grpo_kl_beta: float = 0.0  # GRPO's KL weight on both sides (TRL's default: 0)
+    length_groups: int = 1  # prefpipe's runtime.length_groups (TRL pads whole batches)
 
 
 def make_world(n_pairs: int, rm_dropout: float = 0.0, grpo_kl_beta: float = 0.0, seed: int = 0
@@ -159,7 +160,7 @@ def run_prefpipe(kind: str, world: World, steps: int, precision: str, callbacks)
     from prefpipe.train.reward import train_reward_model
 
     p, tok, max_length = world.params, world.tokenizer, world.params.model.n_positions
-    context = TrainContext(precision=precision, callbacks=callbacks)
+    context = TrainContext(precision=precision, callbacks=callbacks, length_groups=world.length_groups)
     pairs = world.pairs[: BATCH * steps]
     if kind == "dpo":
         dpo = DPOParams(beta=p.policy.dpo.beta, dropout=0.0, optim=OptimParams(
@@ -391,6 +392,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per side (alternating)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each run")
     parser.add_argument("--rm-dropout", type=float, default=0.0, help="reward model's dropout, both sides")
+    parser.add_argument("--length-groups", type=int, default=None,
+                        help="prefpipe's runtime.length_groups (default: the stages', params.yaml's)")
     parser.add_argument("--grpo-kl-beta", type=float, default=0.0, help="GRPO KL weight, both sides")
     parser.add_argument("--profile", action="store_true", help="also print torch.profiler tables")
     args = parser.parse_args()
@@ -412,10 +415,12 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)  # transformers 5's renames, inside TRL
     datasets.disable_progress_bars()
     world = make_world(BATCH * (args.warmup + args.steps), args.rm_dropout, args.grpo_kl_beta)
+    world.length_groups = args.length_groups or world.params.runtime.length_groups
     n_params = sum(p.numel() for p in world.lm.parameters())
     print(f"GPT-2 of {n_params / 1e6:.2f}M params (vocab {len(world.tokenizer)}), batch {BATCH}, "
           f"{args.threads} thread(s), {args.repeats}x{args.steps} steps after {args.warmup} warm-up; "
-          f"reward-model dropout {args.rm_dropout}, GRPO kl_beta {args.grpo_kl_beta}; torch "
+          f"reward-model dropout {args.rm_dropout}, GRPO kl_beta {args.grpo_kl_beta}, prefpipe "
+          f"length_groups {world.length_groups}; torch "
           f"{torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}\n")
     print(table(world, args))
     if args.profile:
